@@ -1,0 +1,303 @@
+"""The gateway's config file (contract §1), validated once at start.
+
+Every problem is reported as `FILE: KEY: why`, so an operator can fix it without reading code.
+Environment variables override addresses and secrets (see `ENV_OVERRIDES`), which is how
+containers and several replicas are usually configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from gateway.errors import ConfigError
+from gateway.units import parse_duration, parse_size
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9]{1,40}$")
+
+#: environment variable → config key it overrides (dotted for nested keys)
+ENV_OVERRIDES = {
+    "GATEWAY_PUBLIC_URL": "public_url",
+    "GATEWAY_LISTEN": "listen",
+    "GATEWAY_ADMIN_LISTEN": "admin.listen",
+    "GATEWAY_ADMIN_PUBLIC_URL": "admin.public_url",
+    "GATEWAY_STORE": "store",
+    "GATEWAY_ACCOUNT_ID": "account_id",
+    "GATEWAY_MASTER_KEY_FILE": "master_key_file",
+    "GATEWAY_WORKERS": "workers",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    scheme: str  # "sqlite" or "postgresql"
+    url: str  # as written, for PostgreSQL the libpq connection string
+    path: Path | None = None  # the SQLite file
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path
+    public_url: str
+    listen: Listen
+    admin_listen: Listen
+    admin_public_url: str
+    store: StoreURL
+    account_id: str
+    master_key_file: Path | None
+    policies: tuple[Path, ...]
+    workers: int = 1
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    reload_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    log_level: str = "info"
+    access_log: bool = False
+
+    @property
+    def public_base_path(self) -> str:
+        """The path of `public_url` without a trailing `/`: where the gateway's own endpoints live."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+
+class _Reader:
+    """Reads typed values out of nested YAML mappings, collecting every problem with its key."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.problems: list[str] = []
+
+    def fail(self, key: str, why: str) -> None:
+        self.problems.append(f"{self.source}: {key}: {why}")
+
+    def mapping(self, data: Any, key: str, known: set[str]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.fail(key or "(top level)", "expected a mapping of keys to values")
+            return {}
+        for name in data:
+            if name not in known:
+                where = f"{key}.{name}" if key else str(name)
+                self.fail(where, "unknown key (see config.example.yaml for the options)")
+        return data
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[last] = value
+
+
+def parse_listen(value: object) -> Listen:
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", value.strip())
+    if not m:
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError("port must be 0-65535")
+    return Listen(host, port)
+
+
+def _parse_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected an http:// or https:// URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/") if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}"
+
+
+def parse_store(value: object, base: Path) -> StoreURL:
+    """`sqlite:///ABSOLUTE/PATH`, `sqlite:///./RELATIVE` or `sqlite:RELATIVE` (relative to the
+    config file), or `postgresql://…` (a libpq URL)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    if value.startswith(("postgresql://", "postgres://")):
+        return StoreURL("postgresql", value)
+    if value.startswith("sqlite:"):
+        rest = value.removeprefix("sqlite:")
+        if rest.startswith("//"):
+            rest = rest[2:]
+            if rest.startswith(("/./", "/../")):
+                rest = rest[1:]
+        if not rest or rest == "/":
+            raise ValueError("names no database file")
+        path = Path(rest)
+        return StoreURL("sqlite", value, path if path.is_absolute() else (base / path).resolve())
+    raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+
+
+_TOP = {
+    "public_url", "listen", "admin", "store", "account_id", "master_key_file", "policies",
+    "workers", "trusted_proxies", "limits", "reload", "shutdown_timeout", "log_level", "access_log",
+}
+
+
+def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
+    """Load, override from the environment, and validate. Raises ConfigError listing every problem."""
+    source = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}") from None
+    if raw is None:
+        raw = {}
+    r = _Reader(source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of config keys at the top level")
+    for var, key in ENV_OVERRIDES.items():
+        if env.get(var):
+            _set(raw, key, env[var])
+    if env.get("GATEWAY_MASTER_KEY"):
+        raw.setdefault("master_key_file", None)
+    base = source.resolve().parent
+    top = r.mapping(raw, "", _TOP)
+    admin = r.mapping(top.get("admin"), "admin", {"listen", "public_url"})
+    limits_raw = r.mapping(top.get("limits"), "limits", {"max_header_bytes", "max_headers", "max_body_bytes"})
+    reload_raw = r.mapping(top.get("reload"), "reload", {"interval"})
+
+    def required(key: str, value: Any, parse: Any) -> Any:
+        if value is None:
+            r.fail(key, "required key is missing")
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            r.fail(key, str(exc))
+            return None
+
+    def optional(key: str, value: Any, parse: Any, default: Any) -> Any:
+        return default if value is None else required(key, value, parse)
+
+    public_url = required("public_url", top.get("public_url"), _parse_url)
+    listen = required("listen", top.get("listen"), parse_listen)
+    admin_listen = required("admin.listen", admin.get("listen"), parse_listen)
+    admin_public_url = required("admin.public_url", admin.get("public_url"), _parse_url)
+    store = required("store", top.get("store"), lambda v: parse_store(v, base))
+
+    def account(value: object) -> str:
+        if not isinstance(value, str) or not ACCOUNT_ID.match(value):
+            raise ValueError("expected 1 to 40 letters and digits")
+        return value
+
+    account_id = required("account_id", top.get("account_id"), account)
+    master_key_file: Path | None = None
+    if top.get("master_key_file") is not None:
+        mk = top["master_key_file"]
+        if isinstance(mk, str) and mk:
+            master_key_file = (base / mk).resolve()
+        else:
+            r.fail("master_key_file", "expected a file path")
+    elif not env.get("GATEWAY_MASTER_KEY"):
+        r.fail("master_key_file", "required key is missing (or set GATEWAY_MASTER_KEY)")
+
+    def policy_paths(value: object) -> tuple[Path, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i for i in items):
+            raise ValueError("expected a list of policy files and folders")
+        return tuple((base / i).resolve() for i in items)
+
+    policies = required("policies", top.get("policies"), policy_paths)
+
+    def positive_int(value: object) -> int:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("expected a whole number of at least 1")
+        return value
+
+    def networks(value: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        if not isinstance(value, list):
+            raise ValueError("expected a list of addresses or CIDR ranges")
+        try:
+            return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+        except ValueError:
+            raise ValueError("expected a list of addresses or CIDR ranges") from None
+
+    def log_level(value: object) -> str:
+        if value not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError("expected one of critical, error, warning, info, debug")
+        return str(value)
+
+    def boolean(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+
+    defaults = Limits()
+    limits = Limits(
+        max_header_bytes=optional("limits.max_header_bytes", limits_raw.get("max_header_bytes"), parse_size, defaults.max_header_bytes),
+        max_headers=optional("limits.max_headers", limits_raw.get("max_headers"), positive_int, defaults.max_headers),
+        max_body_bytes=optional("limits.max_body_bytes", limits_raw.get("max_body_bytes"), parse_size, defaults.max_body_bytes),
+    )
+    config_kwargs = dict(
+        workers=optional("workers", top.get("workers"), positive_int, 1),
+        trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
+        reload_interval=optional("reload.interval", reload_raw.get("interval"), parse_duration, 1.0),
+        shutdown_timeout=optional("shutdown_timeout", top.get("shutdown_timeout"), parse_duration, 30.0),
+        log_level=optional("log_level", top.get("log_level"), log_level, "info"),
+        access_log=optional("access_log", top.get("access_log"), boolean, False),
+    )
+    if r.problems:
+        raise ConfigError("\n".join(r.problems))
+    return Config(
+        source=source.resolve(),
+        public_url=public_url,
+        listen=listen,
+        admin_listen=admin_listen,
+        admin_public_url=admin_public_url,
+        store=store,
+        account_id=account_id,
+        master_key_file=master_key_file,
+        policies=policies,
+        limits=limits,
+        **config_kwargs,
+    )

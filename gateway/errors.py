@@ -1,0 +1,139 @@
+"""Errors that carry their HTTP meaning, and the one place that renders them.
+
+    GatewayError                 every error the gateway answers itself (contract §4 table)
+    ├── InvalidRequest           400 invalid_request   ambiguous path, two credentials, bad input
+    ├── InvalidToken             401 invalid_token     credential missing, malformed, unknown, bad
+    ├── InsufficientScope        403 insufficient_scope
+    ├── AccessDenied             403 access_denied
+    ├── NotFound                 404 not_found         no route matches
+    ├── MethodNotAllowed         405 method_not_allowed (the gateway's own endpoints)
+    ├── RequestTooLarge          413 request_too_large body over the limit
+    ├── HeadersTooLarge          431 request_too_large headers over the limit
+    ├── BadGateway               502 bad_gateway       upstream unreachable or broke the response
+    ├── GatewayTimeout           504 gateway_timeout   upstream timed out
+    └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
+
+    ConfigError                  a config or policy file is wrong; names the file and field
+
+Third-party exceptions (aiohttp, PyJWT, cryptography, the store) are translated into these at the
+edge where they are raised, so nothing else ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    error: ClassVar[str] = "server_error"
+    default_description: ClassVar[str] = "internal error"
+
+    def __init__(self, description: str | None = None) -> None:
+        self.description = description or self.default_description
+        super().__init__(self.description)
+
+    def www_authenticate(self) -> str | None:
+        return None
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    error = "invalid_request"
+    default_description = "malformed request"
+
+
+class InvalidToken(GatewayError):
+    """401. `presented` says whether a credential came with the request (RFC 6750 §3:
+    `error=` is only sent when one did)."""
+
+    status = 401
+    error = "invalid_token"
+    default_description = "credential missing"
+
+    def __init__(self, description: str | None = None, *, presented: bool = True) -> None:
+        super().__init__(description)
+        self.presented = presented
+
+    def www_authenticate(self) -> str:
+        if not self.presented:
+            return 'Bearer realm="gateway"'
+        return f'Bearer realm="gateway", error="invalid_token", error_description="{self.description}"'
+
+
+class InsufficientScope(GatewayError):
+    status = 403
+    error = "insufficient_scope"
+    default_description = "the credential lacks a required scope or audience"
+
+    def www_authenticate(self) -> str:
+        return f'Bearer realm="gateway", error="insufficient_scope", error_description="{self.description}"'
+
+
+class AccessDenied(GatewayError):
+    status = 403
+    error = "access_denied"
+    default_description = "no grant allows this request"
+
+
+class NotFound(GatewayError):
+    status = 404
+    error = "not_found"
+    default_description = "no route matches this request"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    error = "method_not_allowed"
+    default_description = "this endpoint does not answer that method"
+
+
+class RequestTooLarge(GatewayError):
+    status = 413
+    error = "request_too_large"
+    default_description = "request body is over the limit"
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    error = "request_too_large"
+    default_description = "request headers are over the limit"
+
+
+class BadGateway(GatewayError):
+    status = 502
+    error = "bad_gateway"
+    default_description = "upstream unreachable"
+
+
+class GatewayTimeout(GatewayError):
+    status = 504
+    error = "gateway_timeout"
+    default_description = "upstream timed out"
+
+
+class ServerError(GatewayError):
+    pass
+
+
+class ConfigError(Exception):
+    """A config or policy problem, worded for the operator: `file: where: why`."""
+
+
+def render(exc: GatewayError, request_id: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The single rendering of a gateway error: status, raw headers and JSON body."""
+    body = json.dumps(
+        {"error": exc.error, "error_description": exc.description, "request_id": request_id},
+        separators=(",", ":"),
+    ).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"x-request-id", request_id.encode()),
+    ]
+    challenge = exc.www_authenticate()
+    if challenge is not None:
+        headers.append((b"www-authenticate", challenge.encode()))
+    return exc.status, headers, body

@@ -1,0 +1,71 @@
+"""Prometheus metrics (contract §9).
+
+Labels only ever hold values from fixed sets or from the policy (route id, upstream name), never
+raw paths, tokens or anything a client typed. `gateway serve` sets PROMETHEUS_MULTIPROC_DIR before
+this module is imported, so several worker processes report as one (prometheus_client picks its
+value class at import time).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "Requests answered on the public listener.",
+    ["route", "method", "code", "decision"],
+)
+REQUEST_DURATION = Histogram(
+    "gateway_request_duration_seconds",
+    "Time from receiving a request to the end of its response, on the public listener.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+UPSTREAM_DURATION = Histogram(
+    "gateway_upstream_duration_seconds",
+    "Time from sending a request upstream to the end of the upstream's response.",
+    ["upstream"],
+    buckets=_LATENCY_BUCKETS,
+)
+AUTH_FAILURES = Counter(
+    "gateway_auth_failures_total",
+    "Requests refused by authentication, by reason.",
+    ["reason"],
+)
+POLICY_RELOADS = Counter(
+    "gateway_policy_reloads_total",
+    "Policy reload attempts, by outcome (ok, invalid).",
+    ["outcome"],
+)
+
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CODES = {n: f"{n}xx" for n in range(1, 6)}
+
+
+def method_label(method: str) -> str:
+    return method if method in _METHODS else "other"
+
+
+def code_label(status: int) -> str:
+    return _CODES.get(status // 100, "other")
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics page: aggregated over every worker process when several run."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Forwarding: which headers cross, and the streaming upstream client."""

@@ -1,0 +1,7 @@
+"""Route policies: the YAML rule files, compiled once into an immutable table (contract §4)."""
+
+from gateway.policy.loader import Policy, PolicyError, load_policy
+from gateway.policy.model import Route, Upstream
+from gateway.policy.table import Match, RouteTable
+
+__all__ = ["Match", "Policy", "PolicyError", "Route", "RouteTable", "Upstream", "load_policy"]

@@ -1,0 +1,183 @@
+"""Serving: both listeners in every worker process, one supervisor when there are several.
+
+The supervisor binds the sockets once and starts workers with the `spawn` method (as uvicorn's
+own multiprocess mode does), so every worker accepts on the same sockets. Each worker runs two
+uvicorn servers (public and admin) in one event loop, with uvloop and httptools (never h11:
+CVE-2025-43859), and handles the signals itself: SIGTERM/SIGINT stop accepting and let in-flight
+requests finish (up to `shutdown_timeout`); SIGHUP reloads the policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from gateway.config import Config, Listen
+
+log = logging.getLogger("gateway")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the worker installs one set of handlers for both listeners
+
+
+def bind(listen: Listen) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((listen.host, listen.port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"gateway: cannot listen on {listen}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        interface="asgi3",
+        lifespan="off",  # the worker starts and stops the Runtime around both servers
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        proxy_headers=False,  # trusted_proxies is ours; uvicorn's would trust 127.0.0.1 blindly
+        server_header=False,
+        date_header=False,
+        access_log=config.access_log,
+        log_config=None,
+        timeout_graceful_shutdown=int(config.shutdown_timeout) or 1,
+    )
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def serve_worker(config: Config, sockets: list[socket.socket]) -> None:
+    from gateway.admin import admin_app, public_own_app
+    from gateway.proxy import ProxyApp
+    from gateway.runtime import Runtime
+
+    runtime = Runtime(config)
+    await runtime.start()
+    public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
+    admin = _Server(_uvicorn_config(admin_app(runtime), config))
+
+    def stop() -> None:
+        runtime.ready = False
+        if public.should_exit:  # a second signal: stop now
+            public.force_exit = admin.force_exit = True
+        public.should_exit = admin.should_exit = True
+
+    def reload() -> None:
+        asyncio.ensure_future(runtime.policy.reload())
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGINT, stop)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        await asyncio.gather(public.serve(sockets=[sockets[0]]), admin.serve(sockets=[sockets[1]]))
+    finally:
+        await runtime.stop()
+
+
+def _worker_main(config: Config, sockets: list[socket.socket]) -> None:
+    configure_logging(config.log_level)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
+    uvloop.run(serve_worker(config, sockets))
+
+
+def run(config: Config) -> None:
+    """`gateway serve`: blocks until stopped by a signal."""
+    configure_logging(config.log_level)
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    own_metrics_dir = metrics_dir is None
+    if own_metrics_dir:
+        # Must be set before prometheus_client is imported anywhere (it picks its value class then).
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    sockets = [bind(config.listen), bind(config.admin_listen)]
+    log.info(
+        "gateway serving: proxy on http://%s, admin on http://%s, %d worker(s)",
+        config.listen, config.admin_listen, config.workers,
+    )
+    try:
+        if config.workers == 1:
+            _worker_main(config, sockets)
+        else:
+            _supervise(config, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+        if own_metrics_dir and metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(config: Config, sockets: list[socket.socket]) -> None:
+    from prometheus_client import multiprocess
+
+    spawn = multiprocessing.get_context("spawn")
+    workers: list[Any] = []
+
+    def start_worker() -> Any:
+        process = spawn.Process(target=_worker_main, args=(config, sockets), daemon=False)
+        process.start()
+        return process
+
+    stopping = False
+
+    def on_stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for w in workers:
+            if w.is_alive() and w.pid:
+                os.kill(w.pid, signal.SIGTERM)
+
+    def on_hup(signum: int, frame: Any) -> None:
+        for w in workers:
+            if w.is_alive() and w.pid:
+                os.kill(w.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    workers.extend(start_worker() for _ in range(config.workers))
+    while True:
+        time.sleep(0.2)
+        for i, w in enumerate(workers):
+            if w.is_alive():
+                continue
+            multiprocess.mark_process_dead(w.pid)  # type: ignore[no-untyped-call]
+            if not stopping:
+                log.error("worker %s exited with %s; starting another", w.pid, w.exitcode)
+                workers[i] = start_worker()
+        if stopping:
+            deadline = time.monotonic() + config.shutdown_timeout + 5
+            for w in workers:
+                w.join(max(0.0, deadline - time.monotonic()))
+                if w.is_alive():
+                    w.kill()
+            return

@@ -1,0 +1,59 @@
+"""Starlette glue for the gateway's own endpoints (public discovery/token endpoints, the admin
+listener): errors go through the same `errors.render` as the proxy's."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, ServerError, render
+from gateway.pipeline.forward.headers import Inbound, request_id_of
+
+log = logging.getLogger("gateway.web")
+
+
+def request_id(request: Request) -> str:
+    inbound = Inbound(request_id=request.headers.get("x-request-id", "").encode("latin-1") or None)
+    return request_id_of(inbound, os.urandom(12).hex().encode()).decode()
+
+
+def error_response(exc: GatewayError, request: Request) -> Response:
+    status, headers, body = render(exc, request_id(request))
+    response = Response(body, status_code=status)
+    response.raw_headers = headers
+    return response
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc, request)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    mapped: GatewayError
+    if exc.status_code == 404:
+        mapped = NotFound("no such endpoint")
+    elif exc.status_code == 405:
+        mapped = MethodNotAllowed()
+    elif 400 <= exc.status_code < 500:
+        mapped = InvalidRequest()
+    else:
+        mapped = ServerError()
+    return error_response(mapped, request)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in %s %s", request.method, request.scope.get("route_name", "endpoint"))
+    return error_response(ServerError(), request)
+
+
+EXCEPTION_HANDLERS = {
+    GatewayError: _gateway_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}
