@@ -20,7 +20,9 @@ def admin_app(runtime: Runtime) -> Starlette:
         if not runtime.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
         policy = runtime.policy.current
-        return JSONResponse({"status": "ready", "routes": len(policy.routes), "upstreams": len(policy.upstreams)})
+        return JSONResponse(
+            {"status": "ready", "routes": len(policy.routes), "upstreams": len(policy.upstreams)}
+        )
 
     async def metrics(request: Request) -> Response:
         body, content_type = exposition()
@@ -32,11 +34,11 @@ def admin_app(runtime: Runtime) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
     )
 
 
 def public_own_app(runtime: Runtime) -> Starlette:
     """The gateway's own endpoints on the public listener (discovery, JWKS, /oauth/*): the token
     server adds its routes here; until then every own path answers 404 in the contract's shape."""
-    return Starlette(routes=[], exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    return Starlette(routes=[], exception_handlers=EXCEPTION_HANDLERS)

@@ -22,7 +22,8 @@ DEFAULT_CONFIG = "config.yaml"
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="FILE",
+        "--config",
+        metavar="FILE",
         default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG),
         help="config file (default: $GATEWAY_CONFIG or ./config.yaml)",
     )
@@ -37,19 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway (proxy and admin listeners)",
-                                description="Run the gateway: the proxy listener and the admin listener.")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway (proxy and admin listeners)",
+        description="Run the gateway: the proxy listener and the admin listener.",
+    )
     _common(serve)
     serve.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides `workers`)")
     serve.set_defaults(handler=cmd_serve)
 
-    policy = commands.add_parser("policy", help="check route policy files",
-                                 description="Work with route policy files.")
+    policy = commands.add_parser(
+        "policy", help="check route policy files", description="Work with route policy files."
+    )
     policy_commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
     check = policy_commands.add_parser(
-        "check", help="validate policy files and folders",
+        "check",
+        help="validate policy files and folders",
         description="Validate policy files and folders; print every problem with file, route and "
-                    "field; exit 1 if there is any. Needs no config file.",
+        "field; exit 1 if there is any. Needs no config file.",
     )
     _common(check)
     check.add_argument("files", nargs="+", metavar="FILE", help="policy files or folders")
@@ -102,7 +108,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"ok: {summary['routes']} route(s), {summary['upstreams']} upstream(s) in {len(policy.files)} file(s)")
+        print(
+            f"ok: {summary['routes']} route(s), {summary['upstreams']} upstream(s) in {len(policy.files)} file(s)"
+        )
     return 0
 
 

@@ -171,8 +171,20 @@ def parse_store(value: object, base: Path) -> StoreURL:
 
 
 _TOP = {
-    "public_url", "listen", "admin", "store", "account_id", "master_key_file", "policies",
-    "workers", "trusted_proxies", "limits", "reload", "shutdown_timeout", "log_level", "access_log",
+    "public_url",
+    "listen",
+    "admin",
+    "store",
+    "account_id",
+    "master_key_file",
+    "policies",
+    "workers",
+    "trusted_proxies",
+    "limits",
+    "reload",
+    "shutdown_timeout",
+    "log_level",
+    "access_log",
 }
 
 
@@ -274,9 +286,18 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
 
     defaults = Limits()
     limits = Limits(
-        max_header_bytes=optional("limits.max_header_bytes", limits_raw.get("max_header_bytes"), parse_size, defaults.max_header_bytes),
-        max_headers=optional("limits.max_headers", limits_raw.get("max_headers"), positive_int, defaults.max_headers),
-        max_body_bytes=optional("limits.max_body_bytes", limits_raw.get("max_body_bytes"), parse_size, defaults.max_body_bytes),
+        max_header_bytes=optional(
+            "limits.max_header_bytes",
+            limits_raw.get("max_header_bytes"),
+            parse_size,
+            defaults.max_header_bytes,
+        ),
+        max_headers=optional(
+            "limits.max_headers", limits_raw.get("max_headers"), positive_int, defaults.max_headers
+        ),
+        max_body_bytes=optional(
+            "limits.max_body_bytes", limits_raw.get("max_body_bytes"), parse_size, defaults.max_body_bytes
+        ),
     )
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),

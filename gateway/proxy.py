@@ -33,8 +33,14 @@ Scope = dict[str, Any]
 ASGIApp = Any
 
 # decision label values (a fixed set, contract §9)
-_DECISION_BY_STATUS = {400: "invalid", 401: "unauthenticated", 403: "denied", 404: "unmatched",
-                       413: "invalid", 431: "invalid"}
+_DECISION_BY_STATUS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "denied",
+    404: "unmatched",
+    413: "invalid",
+    431: "invalid",
+}
 
 
 def own_endpoints(base_path: str) -> RouteTable:
@@ -79,7 +85,9 @@ class ProxyApp:
         response_started = False
         try:
             config = self.runtime.config
-            inbound = sort_inbound(scope["headers"], config.limits.max_header_bytes, config.limits.max_headers)
+            inbound = sort_inbound(
+                scope["headers"], config.limits.max_header_bytes, config.limits.max_headers
+            )
             request_id = request_id_of(inbound, request_id)
             raw_path = scope.get("raw_path")
             if raw_path is None:
@@ -119,7 +127,9 @@ class ProxyApp:
             upstream = policy.upstreams[route.upstream]
             client = scope.get("client")
             peer = client[0] if client else ""
-            forwarded, _client_address = forwarding_headers(inbound, peer, scope["scheme"], config.trusted_proxies)
+            forwarded, _client_address = forwarding_headers(
+                inbound, peer, scope["scheme"], config.trusted_proxies
+            )
             headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in inbound.forward]
             headers += [(n.decode(), v.decode("latin-1")) for n, v in forwarded]
             headers += [(n.decode(), v.decode()) for n, v in identity_headers(identity, route)]
@@ -131,8 +141,16 @@ class ProxyApp:
 
             response_started = True  # from here on, forward() owns the response
             status = await forward(
-                self.runtime.upstreams, upstream, method, path, scope["query_string"], headers,
-                inbound.has_body, config.limits.max_body_bytes, receive, send,
+                self.runtime.upstreams,
+                upstream,
+                method,
+                path,
+                scope["query_string"],
+                headers,
+                inbound.has_body,
+                config.limits.max_body_bytes,
+                receive,
+                send,
                 [(b"x-request-id", request_id)],
             )
         except GatewayError as exc:

@@ -91,8 +91,12 @@ async def serve_worker(config: Config, sockets: list[socket.socket]) -> None:
             public.force_exit = admin.force_exit = True
         public.should_exit = admin.should_exit = True
 
+    reloads: set[asyncio.Task[bool]] = set()  # keep references: the loop only holds weak ones
+
     def reload() -> None:
-        asyncio.ensure_future(runtime.policy.reload())
+        task = asyncio.ensure_future(runtime.policy.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
 
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop)
@@ -122,7 +126,9 @@ def run(config: Config) -> None:
     sockets = [bind(config.listen), bind(config.admin_listen)]
     log.info(
         "gateway serving: proxy on http://%s, admin on http://%s, %d worker(s)",
-        config.listen, config.admin_listen, config.workers,
+        config.listen,
+        config.admin_listen,
+        config.workers,
     )
     try:
         if config.workers == 1:

@@ -32,9 +32,25 @@ from gateway.units import parse_duration
 _ROUTE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _UPSTREAM_NAME = _ROUTE_ID
 _METHOD = re.compile(r"^[A-Z][A-Z0-9_-]*$")
-_ROUTE_KEYS = {"id", "match", "upstream", "auth", "permission", "resource", "scopes", "audience", "authenticated"}
+_ROUTE_KEYS = {
+    "id",
+    "match",
+    "upstream",
+    "auth",
+    "permission",
+    "resource",
+    "scopes",
+    "audience",
+    "authenticated",
+}
 _UPSTREAM_KEYS = {
-    "url", "timeout", "connect_timeout", "pool_size", "retries", "strip_prefix", "preserve_host",
+    "url",
+    "timeout",
+    "connect_timeout",
+    "pool_size",
+    "retries",
+    "strip_prefix",
+    "preserve_host",
     "forward_authorization",
 }
 _ROUTE_DEFAULTS = frozenset(AUTH_KINDS)
@@ -192,6 +208,7 @@ def _upstream(name: str, spec: Any, where: str, problems: list[str]) -> Upstream
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"expected a whole number of at least {minimum}")
             return value
+
         return parse
 
     def flag(value: Any) -> bool:
@@ -254,7 +271,9 @@ def _route(
             names = method_text.split("|")
             bad = [m for m in names if not _METHOD.match(m)]
             if bad:
-                problems.append(f"{where}: match: method {bad[0]!r} is not an upper-case HTTP method (methods are case-sensitive)")
+                problems.append(
+                    f"{where}: match: method {bad[0]!r} is not an upper-case HTTP method (methods are case-sensitive)"
+                )
             elif len(set(names)) != len(names):
                 problems.append(f"{where}: match: a method is listed twice")
             else:
@@ -271,7 +290,9 @@ def _route(
 
     upstream = spec.get("upstream")
     if not isinstance(upstream, str) or upstream not in upstreams:
-        problems.append(f"{where}: upstream: {'no upstream named ' + repr(upstream) if isinstance(upstream, str) else 'required'}")
+        problems.append(
+            f"{where}: upstream: {'no upstream named ' + repr(upstream) if isinstance(upstream, str) else 'required'}"
+        )
 
     auth_spec = spec.get("auth")
     auth: frozenset[str] = _ROUTE_DEFAULTS
@@ -309,10 +330,14 @@ def _route(
                 problems.append(f"{where}: resource: {exc}")
     if (permission is None) != (resource_text is None):
         missing = "resource" if resource_text is None else "permission"
-        problems.append(f"{where}: {missing}: required with {'permission' if missing == 'resource' else 'resource'}")
+        problems.append(
+            f"{where}: {missing}: required with {'permission' if missing == 'resource' else 'resource'}"
+        )
     if not auth:
         if permission is not None or scopes or audience is not None or authenticated:
-            problems.append(f"{where}: auth: an `auth: none` route cannot require permission, scopes, audience or authenticated")
+            problems.append(
+                f"{where}: auth: an `auth: none` route cannot require permission, scopes, audience or authenticated"
+            )
     elif permission is None and not scopes and authenticated is not True:
         problems.append(
             f"{where}: auth: the route must require `permission` + `resource`, `scopes`, or say "

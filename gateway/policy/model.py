@@ -65,7 +65,9 @@ def parse_template(text: str) -> Template:
         elif part in (".", ".."):
             raise ValueError("a . or .. segment can never match a request")
         elif "%" in part or ";" in part or "\\" in part or any(ord(c) < 0x20 for c in part):
-            raise ValueError(f"segment {part!r} has a character requests are refused for (write segments decoded)")
+            raise ValueError(
+                f"segment {part!r} has a character requests are refused for (write segments decoded)"
+            )
         else:
             segments.append(Segment(Kind.LITERAL, part))
     return Template(text, tuple(segments))

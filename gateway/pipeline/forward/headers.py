@@ -16,14 +16,29 @@ from functools import lru_cache
 from gateway.errors import HeadersTooLarge, InvalidRequest
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard Proxy-Connection.
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
-    b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 # Set by the gateway (or taken from a trusted proxy), never passed through from a caller.
-_FORWARDING = frozenset({
-    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded", b"x-real-ip",
-})
+_FORWARDING = frozenset(
+    {
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"forwarded",
+        b"x-real-ip",
+    }
+)
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -80,7 +95,9 @@ def sort_inbound(raw: list[tuple[bytes, bytes]], max_bytes: int, max_count: int)
             inbound.request_id = value
         elif name in _FORWARDING:
             if name == b"x-forwarded-for":
-                inbound.forwarded_for = value if inbound.forwarded_for is None else inbound.forwarded_for + b", " + value
+                inbound.forwarded_for = (
+                    value if inbound.forwarded_for is None else inbound.forwarded_for + b", " + value
+                )
             elif name == b"x-forwarded-proto":
                 inbound.forwarded_proto = value
             elif name == b"x-forwarded-host":
@@ -132,7 +149,11 @@ def forwarding_headers(
             (b"x-forwarded-proto", scheme.encode()),
             (b"x-forwarded-host", host),
         ], peer
-    chain = [a.strip() for a in inbound.forwarded_for.decode("latin-1").split(",")] if inbound.forwarded_for else []
+    chain = (
+        [a.strip() for a in inbound.forwarded_for.decode("latin-1").split(",")]
+        if inbound.forwarded_for
+        else []
+    )
     chain.append(peer)
     client = peer
     for address in reversed(chain):

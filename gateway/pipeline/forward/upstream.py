@@ -40,7 +40,7 @@ class ClientGone(Exception):
 
 
 class _BodyState:
-    __slots__ = ("too_large", "gone")
+    __slots__ = ("gone", "too_large")
 
     def __init__(self) -> None:
         self.too_large = False
@@ -70,6 +70,7 @@ class UpstreamClients:
 
     def __init__(self) -> None:
         self._sessions: dict[Upstream, aiohttp.ClientSession] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def session(self, upstream: Upstream) -> aiohttp.ClientSession:
         session = self._sessions.get(upstream)
@@ -96,17 +97,25 @@ class UpstreamClients:
     def retire(self, live: set[Upstream]) -> None:
         """After a reload: close, once in-flight requests had time to end, the sessions of
         upstreams that are no longer configured (or whose settings changed)."""
-        stale = [u for u in self._sessions if u not in live]
-        for upstream in stale:
+        for upstream in [u for u in self._sessions if u not in live]:
             session = self._sessions.pop(upstream)
-            asyncio.get_running_loop().call_later(
-                max(upstream.read_timeout, 30.0), lambda s=session: asyncio.ensure_future(s.close())
-            )
+            task = asyncio.ensure_future(_close_later(session, max(upstream.read_timeout, 30.0)))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
+        for task in list(self._closing):
+            task.cancel()
         for session in sessions:
             await session.close()
+
+
+async def _close_later(session: aiohttp.ClientSession, delay: float) -> None:
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        await session.close()
 
 
 async def forward(
@@ -168,17 +177,19 @@ async def forward(
     assert response is not None
     complete = False
     try:
-        await send({
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": response_headers(response.raw_headers) + extra_response_headers,
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response_headers(response.raw_headers) + extra_response_headers,
+            }
+        )
         if method != "HEAD":
             async for chunk in response.content.iter_chunked(_CHUNK):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         complete = True
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # Headers are out: the only honest thing left is to end the response early, so the
         # caller sees a truncated body rather than a complete-looking one.
         log.warning("upstream %s broke the response mid-stream: %s", upstream.name, type(exc).__name__)
