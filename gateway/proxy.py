@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from gateway.errors import GatewayError, NotFound, RequestTooLarge, ServerError, render
-from gateway.metrics import REQUEST_DURATION, REQUESTS, UNMATCHED, code_label, method_label
+from gateway.metrics import UNMATCHED, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.authn import bearer_credential
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
@@ -167,8 +167,7 @@ class ProxyApp:
             if not response_started:
                 await _send_error(send, ServerError(), request_id)
         finally:
-            REQUESTS.labels(route_id, method_label(method), code_label(status), decision).inc()
-            REQUEST_DURATION.labels(route_id).observe(time.perf_counter() - started)
+            observe_request(route_id, method, status, decision, time.perf_counter() - started)
 
 
 async def _send_error(send: Send, exc: GatewayError, request_id: bytes) -> None:

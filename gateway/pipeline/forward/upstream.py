@@ -30,7 +30,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
-_CHUNK = 64 * 1024
 # aiohttp adds these when absent; a transparent proxy must not.
 _SKIP_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
@@ -184,11 +183,19 @@ async def forward(
                 "headers": response_headers(response.raw_headers) + extra_response_headers,
             }
         )
-        if method != "HEAD":
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        complete = True
+        content = response.content
+        while method != "HEAD":
+            chunk = await content.readany()  # whatever has arrived, at most the reader's buffer
+            if not chunk:
+                break
+            if content.at_eof():  # the last chunk closes the response: one send less per request
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                complete = True
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if not complete:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            complete = True
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # Headers are out: the only honest thing left is to end the response early, so the
         # caller sees a truncated body rather than a complete-looking one.

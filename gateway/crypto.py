@@ -1,0 +1,206 @@
+"""Keys and secrets: the master key, sealing under it, identifiers, and access keys (contract §2).
+
+Private keys are never stored: an access key's private half is returned once and only its public
+key is kept. What must be stored secret (gateway signing keys, vault entries) is sealed with
+AES-256-GCM under a key derived from the master key, and carries the master key's id so the
+master key can be rotated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.errors import ConfigError
+
+_ALPHABET = string.ascii_letters + string.digits
+CLIENT_ID = re.compile(r"^sc_[A-Za-z0-9]{22}$")
+KEY_ID = re.compile(r"^acc_[A-Za-z0-9]{22}$")
+# PKCS#8 v1 DER of an Ed25519 private key: a fixed 16-byte prefix, then the 32-byte seed.
+ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
+ED25519_PKCS8_B64_PREFIX = "MC4CAQAwBQYDK2VwBCIEI"
+_B64_STANDARD = re.compile(r"^[A-Za-z0-9+/]{64}$")
+
+
+def random_id(prefix: str, length: int = 22) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_client_id() -> str:
+    return random_id("sc_")
+
+
+def new_key_id() -> str:
+    return random_id("acc_")
+
+
+def fingerprint(secret: str) -> bytes:
+    """What caches are keyed by instead of a presented secret: never the secret itself."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+# --- access keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccessKey:
+    key_id: str
+    public_key: bytes  # raw 32-byte Ed25519 public key: the only part stored
+    access_key: str  # the string returned once
+
+
+def generate_access_key(client_id: str, account_id: str) -> NewAccessKey:
+    private = Ed25519PrivateKey.generate()
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_id = new_key_id()
+    encoded = base64.b64encode(der).decode()
+    public = private.public_key().public_bytes_raw()
+    return NewAccessKey(key_id, public, f"{client_id}.{key_id}.{account_id}.{encoded}")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAccessKey:
+    client_id: str
+    key_id: str
+    account_id: str
+    seed: bytes
+
+    def public_key(self) -> bytes:
+        return Ed25519PrivateKey.from_private_bytes(self.seed).public_key().public_bytes_raw()
+
+    def private_key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
+
+class MalformedAccessKey(ValueError):
+    pass
+
+
+def parse_access_key(text: str) -> ParsedAccessKey:
+    """Strict parse of `{client_id}.{key_id}.{account_id}.{base64 PKCS#8}`.
+
+    Cheap checks come first (length, the four parts, the alphabet, the fixed DER prefix), so a
+    key of another type (RSA, X25519) in the last slot is refused before anything parses it. The
+    public key is derived from the seed, never taken from an embedded public key.
+    """
+    if len(text) > 200:
+        raise MalformedAccessKey("access key too long")
+    parts = text.split(".")
+    if len(parts) != 4:
+        raise MalformedAccessKey("an access key has four dot-separated parts")
+    client_id, key_id, account_id, encoded = parts
+    if not CLIENT_ID.match(client_id) or not KEY_ID.match(key_id):
+        raise MalformedAccessKey("malformed client or key id")
+    if not account_id or len(account_id) > 40 or not account_id.isalnum():
+        raise MalformedAccessKey("malformed account id")
+    if not _B64_STANDARD.match(encoded) or not encoded.startswith(ED25519_PKCS8_B64_PREFIX):
+        raise MalformedAccessKey("the key is not an Ed25519 PKCS#8 key")
+    try:
+        der = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise MalformedAccessKey("the key is not valid base64") from None
+    if len(der) != 48 or not der.startswith(ED25519_PKCS8_PREFIX):
+        raise MalformedAccessKey("the key is not an Ed25519 PKCS#8 key")
+    return ParsedAccessKey(client_id, key_id, account_id, der[16:])
+
+
+def same_public_key(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+# --- the master key and sealing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    key: bytes
+
+    @property
+    def kid(self) -> str:
+        return hashlib.sha256(b"gateway-master-key-id" + self.key).hexdigest()[:16]
+
+    def derive(self, purpose: str) -> bytes:
+        return HKDF(algorithm=SHA256(), length=32, salt=None, info=purpose.encode()).derive(self.key)
+
+
+def decode_master_key(text: str, where: str) -> MasterKey:
+    try:
+        key = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{where}: the master key is not base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{where}: the master key must be 32 bytes (base64 of 32 random bytes)")
+    return MasterKey(key)
+
+
+def load_master_key(path: Path | None, environ: dict[str, str] | os._Environ[str] = os.environ) -> MasterKey:
+    """From GATEWAY_MASTER_KEY when set, else from the file."""
+    if environ.get("GATEWAY_MASTER_KEY"):
+        return decode_master_key(environ["GATEWAY_MASTER_KEY"], "GATEWAY_MASTER_KEY")
+    if path is None:
+        raise ConfigError("master_key_file: required key is missing (or set GATEWAY_MASTER_KEY)")
+    try:
+        return decode_master_key(path.read_text(encoding="ascii"), str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the master key file does not exist (run `gateway init`)") from None
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: cannot read the master key file") from None
+
+
+def create_master_key_file(path: Path) -> MasterKey:
+    """Write a new random master key, readable by its owner only. Refuses to overwrite."""
+    key = MasterKey(os.urandom(32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(base64.urlsafe_b64encode(key.key).decode().rstrip("=") + "\n")
+    return key
+
+
+class SealError(Exception):
+    """A sealed value could not be opened (unknown master key id, or tampered)."""
+
+
+class Sealer:
+    """AES-256-GCM under a key derived from the master key. Sealed values read
+    `v1.<master key id>.<base64url(nonce | ciphertext)>`; the associated data binds a value to
+    what it is (for example `signing-key:<kid>`), so one sealed value cannot stand in for another."""
+
+    def __init__(self, current: MasterKey, previous: tuple[MasterKey, ...] = ()) -> None:
+        self.current = current
+        self._keys = {k.kid: AESGCM(k.derive("gateway-seal-v1")) for k in (current, *previous)}
+
+    def seal(self, plaintext: bytes, aad: str) -> str:
+        nonce = os.urandom(12)
+        ct = self._keys[self.current.kid].encrypt(nonce, plaintext, aad.encode())
+        return f"v1.{self.current.kid}.{base64.urlsafe_b64encode(nonce + ct).decode().rstrip('=')}"
+
+    def open(self, sealed: str, aad: str) -> bytes:
+        try:
+            version, kid, blob = sealed.split(".")
+            raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        except (ValueError, binascii.Error):
+            raise SealError("malformed sealed value") from None
+        aead = self._keys.get(kid)
+        if version != "v1" or aead is None:
+            raise SealError("sealed under a master key that is not configured")
+        try:
+            return aead.decrypt(raw[:12], raw[12:], aad.encode())
+        except Exception:
+            raise SealError("sealed value does not open (tampered or wrong key)") from None

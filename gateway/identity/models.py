@@ -1,0 +1,103 @@
+"""The identity domain, as immutable values. Field names follow Authress where Authress has the
+resource (the admin API renders them camelCase)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+
+def now_iso() -> str:
+    """ISO 8601 UTC with milliseconds, as Authress writes times."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    tenant: str | None = None
+    scopes: tuple[str, ...] = ()
+    audiences: tuple[str, ...] = ()
+    token_lifetime: int | None = None  # seconds; None: the gateway's default
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    key_id: str
+    client_id: str
+    public_key: bytes  # raw Ed25519 public key
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    action: str
+    allow: bool = True
+    grant: bool = False
+    delegate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    role_id: str
+    name: str
+    permissions: tuple[Permission, ...]
+    created_at: str
+    updated_at: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    roles: tuple[str, ...]
+    resources: tuple[str, ...]  # resource URIs
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    record_id: str
+    name: str
+    users: tuple[str, ...]
+    statements: tuple[Statement, ...]
+    created_at: str
+    updated_at: str
+    description: str | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    kind: str  # client, key, grants
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    sealed_private: str
+    public_jwk: str  # JSON
+    state: str  # next, current, retired
+    created_at: str

@@ -1,0 +1,171 @@
+"""The two storage backends behind one small interface, chosen by the `store:` URL's scheme.
+
+SQL is written once with `?` placeholders; the PostgreSQL cursor rewrites them to `%s`. Write
+transactions are serialized on both backends (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+transaction-level advisory lock), which keeps the change feed's sequence numbers committed in
+order, so a worker polling `seq > last` can never skip one. Driver errors become StoreError here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.config import StoreURL
+
+_WRITE_LOCK_ID = 7_262_001  # the advisory lock every PostgreSQL write transaction takes
+
+
+class StoreError(Exception):
+    """The store could not be reached or refused the operation. Never carries secrets."""
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Backend(Protocol):
+    dialect: str
+
+    def read(self) -> contextlib.AbstractContextManager[Cursor]: ...
+    def write(self) -> contextlib.AbstractContextManager[Cursor]: ...
+    def close(self) -> None: ...
+
+
+class SQLiteBackend:
+    """One connection per thread; WAL so readers never wait for the writer; synchronous=FULL so
+    an acknowledged write survives a crash (kill -9, power loss)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA busy_timeout=10000")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Cursor]:
+        try:
+            cur = self._conn().cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store error: {exc}") from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Cursor]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store error: {exc}") from None
+        cur = conn.cursor()
+        try:
+            yield cur
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"SQLite store error: {exc}") from None
+            raise
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class _PgCursor:
+    def __init__(self, cur: Any) -> None:
+        self._cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _PgCursor:
+        self._cur.execute(sql.replace("?", "%s"), params)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cur.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cur.rowcount)
+
+
+class PostgresBackend:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, max_size: int = 8) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+        try:
+            self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=10)
+            self._pool.wait(timeout=10)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from None
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield _PgCursor(cur)
+        except self._errors as exc:
+            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_ID,))
+                yield _PgCursor(cur)
+        except self._errors as exc:
+            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_backend(url: StoreURL) -> Backend:
+    if url.scheme == "sqlite":
+        assert url.path is not None
+        return SQLiteBackend(url.path)
+    return PostgresBackend(url.url)

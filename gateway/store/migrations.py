@@ -1,0 +1,114 @@
+"""Versioned schema migrations. Each version is applied once, inside the serialized write
+transaction, so several replicas starting at once apply it exactly once. Append new versions;
+never edit an applied one."""
+
+from __future__ import annotations
+
+from gateway.store.backend import Backend
+
+# (version, statements); `{serial}` and `{blob}` are filled per dialect.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE clients (
+                client_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                description TEXT,
+                tenant TEXT,
+                scopes TEXT NOT NULL,
+                audiences TEXT NOT NULL,
+                token_lifetime INTEGER,
+                disabled INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)""",
+            "CREATE INDEX clients_tenant ON clients (tenant, client_id)",
+            """CREATE TABLE access_keys (
+                key_id TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+                public_key {blob} NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT)""",
+            "CREATE INDEX access_keys_client ON access_keys (client_id)",
+            """CREATE TABLE roles (
+                role_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                description TEXT,
+                permissions TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)""",
+            """CREATE TABLE records (
+                record_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                description TEXT,
+                statements TEXT NOT NULL,
+                created_by TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)""",
+            """CREATE TABLE record_users (
+                record_id TEXT NOT NULL REFERENCES records (record_id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL,
+                position INTEGER NOT NULL,
+                PRIMARY KEY (record_id, user_id))""",
+            "CREATE INDEX record_users_user ON record_users (user_id)",
+            """CREATE TABLE audit (
+                id {serial},
+                at TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                detail TEXT NOT NULL)""",
+            """CREATE TABLE changes (
+                seq {serial},
+                at TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                ref TEXT NOT NULL)""",
+            """CREATE TABLE signing_keys (
+                kid TEXT PRIMARY KEY,
+                alg TEXT NOT NULL,
+                sealed_private TEXT NOT NULL,
+                public_jwk TEXT NOT NULL,
+                state TEXT NOT NULL,
+                created_at TEXT NOT NULL)""",
+        ],
+    ),
+]
+
+_DIALECT = {
+    "sqlite": {"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
+    "postgresql": {"serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
+}
+
+
+def migrate(backend: Backend) -> list[int]:
+    """Apply the versions not applied yet; returns those it applied."""
+    applied: list[int] = []
+    with backend.write() as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {row[0] for row in cur.execute("SELECT version FROM schema_migrations").fetchall()}
+        for version, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                cur.execute(statement.format(**_DIALECT[backend.dialect]))
+            cur.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, CURRENT_TIMESTAMP)",
+                (version,),
+            )
+            applied.append(version)
+    return applied
+
+
+def current_version(backend: Backend) -> int:
+    exists = {
+        "sqlite": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        "postgresql": "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'schema_migrations' AND schemaname = current_schema()",
+    }[backend.dialect]
+    with backend.read() as cur:
+        if not cur.execute(exists).fetchone()[0]:
+            return 0
+        row = cur.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0) if row else 0
