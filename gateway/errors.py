@@ -52,9 +52,12 @@ class InvalidToken(GatewayError):
     error = "invalid_token"
     default_description = "credential missing"
 
-    def __init__(self, description: str | None = None, *, presented: bool = True) -> None:
+    def __init__(
+        self, description: str | None = None, *, presented: bool = True, reason: str = "invalid"
+    ) -> None:
         super().__init__(description)
         self.presented = presented
+        self.reason = reason  # for gateway_auth_failures_total{reason}: from a fixed set
 
     def www_authenticate(self) -> str:
         if not self.presented:

@@ -57,8 +57,19 @@ UPSTREAM_DURATION = Histogram(
 )
 AUTH_FAILURES = Counter(
     "gateway_auth_failures_total",
-    "Requests refused by authentication, by reason.",
+    "Requests refused by authentication, by reason (missing, malformed, unknown_key, revoked, "
+    "wrong_account, bad_signature, expired, disabled_client, wrong_kind, unrecognised, invalid).",
     ["reason"],
+)
+DECISION_CACHE = Counter(
+    "gateway_decision_cache_total",
+    "Authorization decisions, by whether the decision cache answered (hit, miss).",
+    ["result"],
+)
+TOKENS_ISSUED = Counter(
+    "gateway_tokens_issued_total",
+    "Gateway tokens issued, by grant type.",
+    ["grant_type"],
 )
 POLICY_RELOADS = Counter(
     "gateway_policy_reloads_total",

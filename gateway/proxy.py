@@ -133,6 +133,10 @@ class ProxyApp:
             headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in inbound.forward]
             headers += [(n.decode(), v.decode("latin-1")) for n, v in forwarded]
             headers += [(n.decode(), v.decode()) for n, v in identity_headers(identity, route)]
+            identity_services = self.runtime.identity
+            if identity_services is not None and identity.client_id is not None:
+                token = identity_services.headers.token(identity, route.id, method, path, upstream.name)
+                headers.append(("x-gateway-identity", token))
             headers.append(("x-request-id", request_id.decode()))
             if upstream.preserve_host and inbound.host is not None:
                 headers.append(("host", inbound.host.decode("latin-1")))

@@ -1,34 +1,108 @@
 """What one worker process holds while it serves: config, the current policy, upstream clients,
-the authenticator chain and the authorizer. Both listeners' apps read from the same Runtime."""
+and the identity services (store, directory, authenticators, grants, signing keys). Both
+listeners' apps read from the same Runtime."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from gateway.config import Config
-from gateway.pipeline.authn import Authenticator, AuthenticatorChain
-from gateway.pipeline.authz import Authorizer, GrantsEngine
+from gateway.crypto import Sealer, load_master_key
+from gateway.errors import ConfigError
+from gateway.identity.directory import Directory
+from gateway.identity.signing import IdentityHeaders, KeyRing
+from gateway.pipeline.authn import AuthenticatorChain
+from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
+from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
+from gateway.pipeline.authz import Authorizer
+from gateway.pipeline.authz.grants import DirectoryGrants
 from gateway.pipeline.forward.upstream import UpstreamClients
 from gateway.policy.loader import Policy
 from gateway.policy.reloader import PolicyHolder
+from gateway.store import Store, StoreError, open_store
 
 log = logging.getLogger("gateway")
 
 
+@dataclass
+class Identity:
+    """The identity services of a worker."""
+
+    store: Store
+    directory: Directory
+    chain: AuthenticatorChain
+    grants: DirectoryGrants
+    ring: KeyRing
+    headers: IdentityHeaders
+
+
+def check_store(config: Config) -> Store:
+    """Open (and migrate) the store; refuse one that `gateway init` never initialised or that
+    belongs to another account. Raises ConfigError with what to do."""
+    try:
+        store = open_store(config.store)
+    except StoreError as exc:
+        raise ConfigError(f"store: {exc}") from None
+    try:
+        if store.get_meta("initialized") is None:
+            raise ConfigError(
+                f"store: {config.store.path or 'the PostgreSQL database'} was never initialised: "
+                f"run `gateway init --config {config.source}` first"
+            )
+        account = store.get_meta("account_id")
+        if account != config.account_id:
+            raise ConfigError(
+                f"account_id: the store belongs to account {account!r}, not {config.account_id!r}"
+            )
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def open_identity(config: Config) -> Identity:
+    store = check_store(config)
+    try:
+        sealer = Sealer(load_master_key(config.master_key_file))
+        try:
+            ring = KeyRing(store.signing_keys(), sealer)
+        except Exception as exc:
+            raise ConfigError(f"master_key_file: cannot open the gateway's signing key: {exc}") from None
+    except BaseException:
+        store.close()
+        raise
+    directory = Directory(store)
+    authenticators = (
+        AccessKeyAuthenticator(directory, config.account_id),
+        ClientJwtAuthenticator(
+            directory,
+            config.account_id,
+            bases=(config.public_url, config.admin_public_url),
+            audiences=(config.public_url,),
+        ),
+    )
+    return Identity(
+        store=store,
+        directory=directory,
+        chain=AuthenticatorChain(authenticators, generations=directory),
+        grants=DirectoryGrants(directory),
+        ring=ring,
+        headers=IdentityHeaders(ring, config.public_url),
+    )
+
+
 class Runtime:
-    def __init__(
-        self,
-        config: Config,
-        authenticators: tuple[Authenticator, ...] = (),
-        grants: GrantsEngine | None = None,
-    ) -> None:
+    def __init__(self, config: Config, identity: Identity | None = None) -> None:
         self.config = config
+        self.identity = identity
         self.upstreams = UpstreamClients()
         self.policy = PolicyHolder(config.policies, config.public_base_path, on_swap=self._swapped)
-        self.authn = AuthenticatorChain(authenticators)
-        self.authz = Authorizer(grants)
+        # Without identity services no credential is recognised: every protected route is 401.
+        self.authn = identity.chain if identity else AuthenticatorChain(())
+        self.authz = Authorizer(identity.grants if identity else None)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -36,12 +110,15 @@ class Runtime:
         self.upstreams.retire(set(policy.upstreams.values()))
 
     async def start(self) -> None:
-        """Ready once the policy is loaded (it is, or the constructor raised) and the upstream
-        clients exist."""
+        """Ready once the policy is loaded (it is, or the constructor raised), the upstream
+        clients exist and the identity caches follow the change feed."""
         for upstream in self.policy.current.upstreams.values():
             self.upstreams.session(upstream)
         if self.config.reload_interval > 0:
             self._tasks.append(asyncio.create_task(self.policy.watch(self.config.reload_interval)))
+        if self.identity is not None:
+            await self.identity.directory.start()
+            self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -51,3 +128,5 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstreams.close()
+        if self.identity is not None:
+            self.identity.store.close()

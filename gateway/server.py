@@ -78,9 +78,9 @@ def configure_logging(level: str) -> None:
 async def serve_worker(config: Config, sockets: list[socket.socket]) -> None:
     from gateway.admin import admin_app, public_own_app
     from gateway.proxy import ProxyApp
-    from gateway.runtime import Runtime
+    from gateway.runtime import Runtime, open_identity
 
-    runtime = Runtime(config)
+    runtime = Runtime(config, await asyncio.to_thread(open_identity, config))
     await runtime.start()
     public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
     admin = _Server(_uvicorn_config(admin_app(runtime), config))

@@ -13,6 +13,9 @@ class Identity:
     tenant: str | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     audiences: frozenset[str] = field(default_factory=frozenset)
+    # The access key (or other credential) this identity was proven with: a gateway token
+    # issued on its strength dies with it (contract §2).
+    credential_id: str | None = None
     # The gateway token itself, the only credential ever forwarded upstream (and only when the
     # upstream asks for it): static keys and client-signed JWTs are long-lived secrets.
     forwardable_token: str | None = None

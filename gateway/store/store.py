@@ -230,11 +230,14 @@ class Store:
 
     def delete_client(self, client_id: str, actor: str) -> None:
         with self.backend.write() as cur:
+            keys = cur.execute("SELECT key_id FROM access_keys WHERE client_id = ?", (client_id,)).fetchall()
             cur.execute("DELETE FROM access_keys WHERE client_id = ?", (client_id,))
             cur.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
             if cur.rowcount == 0:
                 raise Missing(client_id)
             self._audit(cur, actor, "client.delete", f"/gateway/clients/{client_id}")
+            for (key_id,) in keys:
+                self._change(cur, "key", key_id)
             self._change(cur, "client", client_id)
 
     # --- access keys ----------------------------------------------------------------------
@@ -260,6 +263,7 @@ class Store:
             self._audit(
                 cur, actor, "access_key.create", f"/gateway/clients/{key.client_id}/access-keys/{key.key_id}"
             )
+            self._change(cur, "key", key.key_id)
             self._change(cur, "client", key.client_id)
         return key
 
@@ -289,6 +293,7 @@ class Store:
             if cur.rowcount == 0:
                 raise Missing(key_id)
             self._audit(cur, actor, "access_key.revoke", f"/gateway/clients/{client_id}/access-keys/{key_id}")
+            self._change(cur, "key", key_id)
             self._change(cur, "client", client_id)
 
     # --- roles ----------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""The `gateway` command (contract §10). Errors go to stderr with a non-zero exit status; every
+command takes `--config` and `--json`.
+
+Modules that import prometheus_client are imported inside the commands that need them, after
+`serve` has set up the multi-process metrics directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.cli import identity, policy, serve, token
+from gateway.cli.common import CommandError
+from gateway.errors import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Machine-to-machine authentication gateway.")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (serve, identity, policy, token):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except (ConfigError, CommandError) as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,69 @@
+"""What every command shares: --config and --json, loading the config and the store, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from gateway.config import Config, load_config
+from gateway.errors import ConfigError, GatewayError
+from gateway.store import Conflict, Missing, Store, StoreError
+
+DEFAULT_CONFIG = "config.yaml"
+ACTOR = "cli"
+
+
+class CommandError(Exception):
+    """A command failed for a reason worth one line on stderr."""
+
+
+def add_common(parser: argparse.ArgumentParser, config_default: str | None = None) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG)
+        if config_default is None
+        else config_default,
+        help="config file (default: $GATEWAY_CONFIG or ./config.yaml)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def output(args: argparse.Namespace, data: Any, human: str) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(human)
+
+
+def open_initialized_store(config: Config) -> Store:
+    from gateway.runtime import check_store
+
+    return check_store(config)
+
+
+def store_errors(exc: Exception) -> CommandError:
+    """Translate store and validation errors into one-line messages."""
+    if isinstance(exc, Missing):
+        return CommandError(f"not found: {exc}")
+    if isinstance(exc, Conflict):
+        return CommandError(str(exc))
+    if isinstance(exc, GatewayError):
+        return CommandError(exc.description)
+    if isinstance(exc, StoreError):
+        return CommandError(f"store: {exc}")
+    raise exc
+
+
+def fail(message: str) -> None:
+    print(f"gateway: {message}", file=sys.stderr)
+
+
+__all__ = ["ConfigError"]

@@ -1,0 +1,38 @@
+"""`gateway serve`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from gateway.cli.common import add_common, config_of
+from gateway.errors import ConfigError
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway (proxy and admin listeners)",
+        description="Run the gateway: the proxy listener and the admin listener.",
+    )
+    add_common(serve)
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides `workers`)")
+    serve.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("--workers: expected a whole number of at least 1")
+        config = replace(config, workers=args.workers)
+    from gateway.policy import load_policy
+    from gateway.runtime import open_identity
+
+    load_policy(config.policies, config.public_base_path)  # refuse to start on an invalid policy
+    open_identity(config).store.close()  # refuse to start on an uninitialised store or bad key
+    from gateway.server import run as serve
+
+    serve(config)
+    return 0

@@ -1,0 +1,148 @@
+"""The worker's in-memory view of the identity store, kept fresh by the change feed.
+
+The hot path reads only from here. A miss goes to the store in a thread (so the event loop never
+waits on a disk or a socket); an unknown key id is remembered briefly, so a flood of random ids
+cannot hammer the store. Every worker and replica polls the store's change feed every
+`poll_interval` (default 0.25 s) and drops what a change touches, which bounds how long a
+revoked key or grant can still work to well under a second.
+
+Invalidation uses generations: each client has one, and grants have one global generation.
+Anything cached on a client's behalf (a verified credential, a decision) remembers the
+generations it was made under and is ignored once either has moved on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from cachetools import TTLCache
+
+from gateway.identity.grants import GrantSet, compile_grants
+from gateway.identity.models import AccessKey, Change, Client
+from gateway.store import Store, StoreError
+
+log = logging.getLogger("gateway.identity")
+
+_ABSENT = object()
+
+
+class Directory:
+    def __init__(
+        self,
+        store: Store,
+        ttl: float = 300.0,
+        negative_ttl: float = 5.0,
+        maxsize: int = 200_000,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self._keys: TTLCache[str, AccessKey] = TTLCache(maxsize, ttl)
+        self._unknown_keys: TTLCache[str, bool] = TTLCache(maxsize, negative_ttl)
+        self._clients: TTLCache[str, object] = TTLCache(maxsize, ttl)
+        self._grants: TTLCache[str, GrantSet] = TTLCache(maxsize, ttl)
+        self._client_generation: defaultdict[str, int] = defaultdict(int)
+        self.grants_generation = 0
+        self._key_generation = 0
+        # Bumped by every change applied: a result computed while it moved may be stale and
+        # must not be cached (the change could have landed between our read and our insert).
+        self.epoch = 0
+        self.last_seq = 0
+        self._last_poll_ok = time.monotonic()
+
+    # --- reads (hot path on a hit) ------------------------------------------------------------
+
+    def generation(self, client_id: str) -> tuple[int, int]:
+        return self._client_generation[client_id], self.grants_generation
+
+    async def key(self, key_id: str) -> AccessKey | None:
+        key = self._keys.get(key_id)
+        if key is not None:
+            return key
+        if key_id in self._unknown_keys:
+            return None
+        generation = self._key_generation
+        key = await asyncio.to_thread(self.store.get_access_key, key_id)
+        if generation == self._key_generation:
+            if key is None:
+                self._unknown_keys[key_id] = True
+            else:
+                self._keys[key_id] = key
+        return key
+
+    async def client(self, client_id: str) -> Client | None:
+        found = self._clients.get(client_id, _ABSENT)
+        if found is _ABSENT:
+            generation = self._client_generation[client_id]
+            found = await asyncio.to_thread(self.store.get_client, client_id)
+            if generation == self._client_generation[client_id]:  # no change raced the read
+                self._clients[client_id] = found
+        return found if isinstance(found, Client) else None
+
+    async def grant_set(self, client_id: str) -> GrantSet:
+        grants = self._grants.get(client_id)
+        if grants is None:
+            generation = self.generation(client_id)
+            grants = await asyncio.to_thread(self.load_grants, client_id)
+            if generation == self.generation(client_id):
+                self._grants[client_id] = grants
+        return grants
+
+    def load_grants(self, client_id: str) -> GrantSet:
+        records = self.store.records_for_user(client_id)
+        roles = self.store.get_roles(r for rec in records for st in rec.statements for r in st.roles)
+        return compile_grants(records, roles)
+
+    # --- invalidation ---------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        self.epoch += 1
+        if change.kind == "client":
+            self._client_generation[change.ref] += 1
+            self._clients.pop(change.ref, None)
+            self._grants.pop(change.ref, None)
+        elif change.kind == "key":
+            self._key_generation += 1
+            self._keys.pop(change.ref, None)
+            self._unknown_keys.pop(change.ref, None)
+        elif change.kind == "grants":
+            self.grants_generation += 1
+            self._grants.clear()
+        else:
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (fail closed when the change feed cannot be followed)."""
+        self.epoch += 1
+        self._key_generation += 1
+        for cache in (self._keys, self._unknown_keys, self._clients, self._grants):
+            cache.clear()
+        for client_id in list(self._client_generation):
+            self._client_generation[client_id] += 1
+        self.grants_generation += 1
+
+    async def start(self) -> None:
+        self.last_seq = await asyncio.to_thread(self.store.latest_change)
+
+    async def poll(self) -> int:
+        """Apply new changes; returns how many."""
+        changes = await asyncio.to_thread(self.store.changes_since, self.last_seq)
+        for change in changes:
+            self.apply(change)
+            self.last_seq = change.seq
+        self._last_poll_ok = time.monotonic()
+        return len(changes)
+
+    async def follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.poll()
+            except StoreError as exc:
+                log.warning("cannot read the change feed: %s", exc)
+                if time.monotonic() - self._last_poll_ok > 5:
+                    # Revocations may be going unseen: stop trusting what is cached.
+                    self.clear()

@@ -1,0 +1,36 @@
+"""The grants engine behind the Authorizer: decisions from the client's compiled grants, cached
+per (client, permission, resource) and dropped when the client's or the grants' generation moves."""
+
+from __future__ import annotations
+
+from cachetools import LRUCache
+
+from gateway.identity.directory import Directory
+from gateway.metrics import DECISION_CACHE
+from gateway.pipeline.identity import Identity
+
+
+class DirectoryGrants:
+    def __init__(self, directory: Directory, maxsize: int = 200_000) -> None:
+        self.directory = directory
+        self._decisions: LRUCache[tuple[str, str, str], tuple[bool, tuple[int, int]]] = LRUCache(maxsize)
+        self._hit = DECISION_CACHE.labels("hit")
+        self._miss = DECISION_CACHE.labels("miss")
+
+    async def allowed(self, identity: Identity, permission: str, resource: str) -> bool:
+        client_id = identity.client_id
+        if client_id is None:
+            return False
+        key = (client_id, permission, resource)
+        generation = self.directory.generation(client_id)
+        hit = self._decisions.get(key)
+        if hit is not None and hit[1] == generation:
+            self._hit.inc()
+            return hit[0]
+        self._miss.inc()
+        epoch = self.directory.epoch
+        grants = await self.directory.grant_set(client_id)
+        allowed = grants.find(permission, resource) is not None
+        if self.directory.epoch == epoch:
+            self._decisions[key] = (allowed, generation)
+        return allowed
