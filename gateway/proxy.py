@@ -28,6 +28,7 @@ from gateway.policy.table import RouteTable
 from gateway.runtime import Runtime
 
 log = logging.getLogger("gateway.proxy")
+access = logging.getLogger("gateway.access")
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -72,6 +73,7 @@ class ProxyApp:
         self.runtime = runtime
         self.own = own
         self.own_table = own_endpoints(runtime.config.public_base_path)
+        self.access_log = runtime.config.access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,7 +173,27 @@ class ProxyApp:
             if not response_started:
                 await _send_error(send, ServerError(), request_id)
         finally:
-            observe_request(route_id, method, status, decision, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            observe_request(route_id, method, status, decision, elapsed)
+            if self.access_log:
+                client = scope.get("client")
+                access.info(
+                    '%s "%s %s" %d %.1fms route=%s decision=%s request_id=%s',
+                    client[0] if client else "-",
+                    method,
+                    _loggable(scope),
+                    status,
+                    elapsed * 1000,
+                    route_id,
+                    decision,
+                    request_id.decode(),
+                )
+
+
+def _loggable(scope: Scope) -> str:
+    """The request path for the access log: never the query string (callers put secrets there)."""
+    raw: bytes = scope.get("raw_path") or b"?"
+    return raw[:512].decode("latin-1").translate({c: "?" for c in range(32)})
 
 
 async def _send_error(send: Send, exc: GatewayError, request_id: bytes) -> None:

@@ -61,9 +61,11 @@ def _uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
         proxy_headers=False,  # trusted_proxies is ours; uvicorn's would trust 127.0.0.1 blindly
         server_header=False,
         date_header=False,
-        access_log=config.access_log,
+        # uvicorn's access log prints query strings, where callers sometimes put secrets; the
+        # proxy writes its own access line (logger gateway.access) without them.
+        access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=int(config.shutdown_timeout) or 1,
+        timeout_graceful_shutdown=config.shutdown_timeout,  # type: ignore[arg-type]  # a float works
     )
 
 
@@ -171,14 +173,19 @@ def _supervise(config: Config, sockets: list[socket.socket]) -> None:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     workers.extend(start_worker() for _ in range(config.workers))
+    backoff = 0.5  # a worker that dies at start (say, an invalid policy on disk) must not spin
+    restart_at = 0.0
     while True:
         time.sleep(0.2)
         for i, w in enumerate(workers):
-            if w.is_alive():
+            if w.is_alive() or (not stopping and time.monotonic() < restart_at):
                 continue
-            multiprocess.mark_process_dead(w.pid)  # type: ignore[no-untyped-call]
+            if w.pid is not None:
+                multiprocess.mark_process_dead(w.pid)  # type: ignore[no-untyped-call]
             if not stopping:
-                log.error("worker %s exited with %s; starting another", w.pid, w.exitcode)
+                log.error("worker %s exited with %s; starting another in %.1f s", w.pid, w.exitcode, backoff)
+                restart_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, 30.0)
                 workers[i] = start_worker()
         if stopping:
             deadline = time.monotonic() + config.shutdown_timeout + 5

@@ -48,12 +48,14 @@ _UPSTREAM_KEYS = {
     "timeout",
     "connect_timeout",
     "pool_size",
+    "pool_timeout",
     "retries",
     "strip_prefix",
     "preserve_host",
     "forward_authorization",
 }
 _ROUTE_DEFAULTS = frozenset(AUTH_KINDS)
+_RESERVED_IDS = frozenset({"unmatched", "gateway"})
 
 # The gateway's own public endpoints (contract §1, §3), under the path of `public_url`.
 # A route that can match any of them is a load error: they always win.
@@ -85,13 +87,27 @@ def policy_files(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
     """The YAML files named directly or found below the given folders, in a stable order."""
     files: list[Path] = []
     problems: list[str] = []
+    seen: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()))
+            # Hidden entries are skipped: Kubernetes mounts a ConfigMap as `..2026_…/` plus links,
+            # which would otherwise load every file twice.
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         elif path.is_file():
-            files.append(path)
+            found = [path]
         else:
             problems.append(f"{path}: no such file or folder")
+            continue
+        for file in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
     return files, problems
 
 
@@ -219,7 +235,8 @@ def _upstream(name: str, spec: Any, where: str, problems: list[str]) -> Upstream
     def prefix(value: Any) -> str:
         if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
             raise ValueError("expected a path such as /api (starting with /, no trailing /)")
-        parse_template(value)
+        if parse_template(value).params or not value.isascii():
+            raise ValueError("expected literal ASCII segments such as /api/v1")
         return value
 
     upstream = Upstream(
@@ -231,6 +248,7 @@ def _upstream(name: str, spec: Any, where: str, problems: list[str]) -> Upstream
         connect_timeout=number("connect_timeout", parse_duration, 5.0),
         read_timeout=number("timeout", parse_duration, 30.0),
         pool_size=number("pool_size", count(1), 100),
+        pool_timeout=number("pool_timeout", parse_duration, 10.0),
         retries=number("retries", count(0), 1),
         strip_prefix=number("strip_prefix", prefix, ""),
         preserve_host=number("preserve_host", flag, False),
@@ -256,6 +274,8 @@ def _route(
         return None
     where = f"{file}: route {rid}"
     before = len(problems)
+    if rid in _RESERVED_IDS:
+        problems.append(f"{where}: id: {rid!r} is reserved (it labels the gateway's own metrics)")
     for key in spec:
         if key not in _ROUTE_KEYS:
             problems.append(f"{where}: {key}: unknown field")

@@ -113,6 +113,7 @@ class Upstream:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     pool_size: int = 100
+    pool_timeout: float = 10.0  # how long a request may wait for a free pooled connection
     retries: int = 1  # for idempotent requests without a body, on a connection that failed to answer
     strip_prefix: str = ""
     preserve_host: bool = False

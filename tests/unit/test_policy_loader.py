@@ -124,3 +124,23 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy([tmp_path / "nope"])
     assert info.value.problems == [f"{tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_hidden_folders_and_repeated_files_load_once(tmp_path: Path) -> None:
+    # The layout of a Kubernetes ConfigMap volume: the files live in a hidden timestamped folder.
+    text = "upstreams:\n  u: {url: 'http://127.0.0.1:1'}\nroutes:\n  - {id: r, match: GET /a, upstream: u, auth: none}\n"
+    (tmp_path / "..2026_11_22").mkdir()
+    (tmp_path / "..2026_11_22" / "p.yaml").write_text(text)
+    (tmp_path / "p.yaml").write_text(text)
+    policy = load_policy([tmp_path, tmp_path / "p.yaml"])
+    assert [r.id for r in policy.routes] == ["r"]
+
+
+def test_reserved_route_ids_and_literal_strip_prefix(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        "upstreams:\n  u: {url: 'http://127.0.0.1:1', strip_prefix: '/api/{x}'}\n"
+        "routes:\n  - {id: unmatched, match: GET /a, upstream: u, auth: none}\n",
+    )
+    assert any("route unmatched: id: 'unmatched' is reserved" in p for p in found)
+    assert any("upstream u: strip_prefix: expected literal ASCII segments" in p for p in found)

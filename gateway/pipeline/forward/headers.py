@@ -142,13 +142,12 @@ def forwarding_headers(
     From an untrusted peer the chain is replaced by the peer's address; from a trusted proxy
     the peer is appended, and the client is the right-most address that is not a trusted proxy.
     """
-    host = inbound.host or b""
+    host = inbound.host
     if not trusted or not _trusted(peer, trusted):
-        return [
-            (b"x-forwarded-for", peer.encode()),
-            (b"x-forwarded-proto", scheme.encode()),
-            (b"x-forwarded-host", host),
-        ], peer
+        headers = [(b"x-forwarded-for", peer.encode()), (b"x-forwarded-proto", scheme.encode())]
+        if host:
+            headers.append((b"x-forwarded-host", host))
+        return headers, peer
     chain = (
         [a.strip() for a in inbound.forwarded_for.decode("latin-1").split(",")]
         if inbound.forwarded_for
@@ -160,11 +159,14 @@ def forwarding_headers(
         client = address
         if not _trusted(address, trusted):
             break
-    return [
+    headers = [
         (b"x-forwarded-for", ", ".join(chain).encode("latin-1")),
         (b"x-forwarded-proto", inbound.forwarded_proto or scheme.encode()),
-        (b"x-forwarded-host", inbound.forwarded_host or host),
-    ], client
+    ]
+    forwarded_host = inbound.forwarded_host or host
+    if forwarded_host:
+        headers.append((b"x-forwarded-host", forwarded_host))
+    return headers, client
 
 
 def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:

@@ -83,8 +83,13 @@ class UpstreamClients:
             session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                # `connect` bounds the wait for a free pooled connection plus the connection
+                # itself; `sock_connect` the TCP connect alone.
                 timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=upstream.connect_timeout, sock_read=upstream.read_timeout
+                    total=None,
+                    connect=upstream.pool_timeout + upstream.connect_timeout,
+                    sock_connect=upstream.connect_timeout,
+                    sock_read=upstream.read_timeout,
                 ),
                 auto_decompress=False,
                 skip_auto_headers=_SKIP_AUTO,
@@ -180,7 +185,9 @@ async def forward(
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": response_headers(response.raw_headers) + extra_response_headers,
+                # The caller gets our X-Request-Id once, even when the upstream echoes it back.
+                "headers": [h for h in response_headers(response.raw_headers) if h[0] != b"x-request-id"]
+                + extra_response_headers,
             }
         )
         content = response.content
