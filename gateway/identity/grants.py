@@ -62,6 +62,25 @@ class GrantSet:
                 return grant
         return None
 
+    def can_confer_action(self, action: str) -> bool:
+        """Whether some grant with grant rights covers this action, on any resource (what it
+        takes to write a role that carries the action)."""
+        wanted = action.lower()
+        for grant in self.grants:
+            if not grant.can_grant:
+                continue
+            if wanted.startswith("gateway:") and (not grant.segments or grant.segments[0] != "gateway"):
+                continue
+            if grant.action.endswith("*"):
+                prefix = grant.action[:-1]
+                if wanted.startswith(prefix) and (
+                    prefix.startswith("gateway:") or not wanted.startswith("gateway:")
+                ):
+                    return True
+            elif grant.action == wanted:
+                return True
+        return False
+
 
 EMPTY = GrantSet(())
 

@@ -24,6 +24,7 @@ from gateway.identity.models import (
 from gateway.store import Store
 
 ADMIN_ROLE = "gateway-admin"
+OWNER_ROLE = "owner"
 ADMIN_RESOURCE = "/gateway"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _NAME_MAX = 200
@@ -266,30 +267,33 @@ def render_record(record: Record) -> dict[str, Any]:
 # --- init ------------------------------------------------------------------------------------
 
 
-def initial_objects(name: str, account_id: str) -> tuple[Client, AccessKey, str, Role, Record]:
-    """What `gateway init` creates: the first admin client and its key, the gateway-admin role
-    (every gateway: permission, with grant and delegate) and a record giving it on /gateway."""
+def initial_objects(name: str, account_id: str) -> tuple[Client, AccessKey, str, tuple[Role, ...], Record]:
+    """What `gateway init` creates: the first admin client and its key; the gateway-admin role
+    (every gateway: permission, with grant and delegate) given on /gateway; and the owner role
+    (action `*`, with grant) given on `/`, so the first admin can hand out permissions on the
+    upstream APIs. `*` and `/` never confer gateway: permissions (see identity.grants)."""
     now = now_iso()
     client = Client(new_client_id(), name, now, now, description="created by gateway init")
     key, access_key = new_access_key(client.client_id, account_id)
-    role = Role(ADMIN_ROLE, "Gateway administrator", (Permission("gateway:*", True, True, True),), now, now)
+    admin = Role(ADMIN_ROLE, "Gateway administrator", (Permission("gateway:*", True, True, True),), now, now)
+    owner = Role(OWNER_ROLE, "Owner of every upstream permission", (Permission("*", True, True, True),), now, now)
     record = Record(
         "gateway-admin",
         "Gateway administrators",
         (client.client_id,),
-        (Statement((ADMIN_ROLE,), (ADMIN_RESOURCE,)),),
+        (Statement((ADMIN_ROLE,), (ADMIN_RESOURCE,)), Statement((OWNER_ROLE,), ("/",))),
         now,
         now,
         created_by="gateway init",
     )
-    return client, key, access_key, role, record
+    return client, key, access_key, (admin, owner), record
 
 
 def initialize(
     store: Store, account_id: str, name: str, signing_key: SigningKey
 ) -> tuple[Client, str] | None:
     """Initialise the store; None when it was initialised already (also by a racing replica)."""
-    client, key, access_key, role, record = initial_objects(name, account_id)
-    if not store.initialize(account_id, client, key, role, record, signing_key):
+    client, key, access_key, roles, record = initial_objects(name, account_id)
+    if not store.initialize(account_id, client, key, roles, record, signing_key):
         return None
     return client, access_key

@@ -125,7 +125,7 @@ class Store:
         account_id: str,
         client: Client,
         key: AccessKey,
-        role: Role,
+        roles: tuple[Role, ...],
         record: Record,
         signing_key: SigningKey,
     ) -> bool:
@@ -138,7 +138,8 @@ class Store:
             cur.execute("INSERT INTO meta (key, value) VALUES ('initialized', ?)", (now_iso(),))
             self._insert_client(cur, client)
             self._insert_key(cur, key)
-            self._upsert_role(cur, role)
+            for role in roles:
+                self._upsert_role(cur, role)
             self._upsert_record(cur, record)
             self._insert_signing_key(cur, signing_key)
             self._audit(

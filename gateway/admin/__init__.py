@@ -1,0 +1,62 @@
+"""The admin listener: health, readiness, metrics, the admin API (contract §7) and discovery;
+and the gateway's own endpoints on the public listener."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from gateway.admin import clients, grants, wellknown
+from gateway.admin.openapi import openapi_document
+from gateway.metrics import exposition
+from gateway.runtime import Runtime
+from gateway.web import EXCEPTION_HANDLERS
+
+
+def admin_app(runtime: Runtime) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if not runtime.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        policy = runtime.policy.current
+        return JSONResponse(
+            {"status": "ready", "routes": len(policy.routes), "upstreams": len(policy.upstreams)}
+        )
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(runtime.config.admin_public_url))
+
+    # Probes and metrics stay at the root; the API lives under admin.public_url's path, which is
+    # where SDKs configured with that URL send their requests.
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    api: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
+    if runtime.identity is not None:
+        api += wellknown.routes(runtime, runtime.config.admin_public_url, "")
+        api += clients.routes(runtime)
+        api += grants.routes(runtime)
+    base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
+    routes += [Mount(base_path, routes=api)] if base_path else api
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+
+
+def public_own_app(runtime: Runtime) -> Starlette:
+    """The gateway's own endpoints on the public listener (discovery and keys now; the token
+    server's /oauth/* joins here)."""
+    routes: list[BaseRoute] = []
+    if runtime.identity is not None:
+        routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

@@ -1,0 +1,290 @@
+"""GET /openapi.json: the admin API described as OpenAPI 3.1, built from one table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway import __version__
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+# (method, path, summary, permission, request schema, success status, response schema)
+_OPERATIONS: list[tuple[str, str, str, str | None, str | None, int, str | None]] = [
+    ("post", "/v1/clients", "Create a service client", "gateway:clients:write", "ClientInput", 201, "Client"),
+    ("get", "/v1/clients", "List service clients", "gateway:clients:read", None, 200, "ClientList"),
+    ("get", "/v1/clients/{clientId}", "Get a service client", "gateway:clients:read", None, 200, "Client"),
+    (
+        "put",
+        "/v1/clients/{clientId}",
+        "Update a service client (fields present)",
+        "gateway:clients:write",
+        "ClientInput",
+        200,
+        "Client",
+    ),
+    (
+        "patch",
+        "/v1/clients/{clientId}",
+        "Update a service client (fields present)",
+        "gateway:clients:write",
+        "ClientInput",
+        200,
+        "Client",
+    ),
+    (
+        "delete",
+        "/v1/clients/{clientId}",
+        "Delete a service client and its keys",
+        "gateway:clients:write",
+        None,
+        204,
+        None,
+    ),
+    (
+        "post",
+        "/v1/clients/{clientId}/access-keys",
+        "Create an access key (returned once)",
+        "gateway:clients:write",
+        None,
+        201,
+        "NewAccessKey",
+    ),
+    (
+        "get",
+        "/v1/clients/{clientId}/access-keys",
+        "List active access keys",
+        "gateway:clients:read",
+        None,
+        200,
+        "AccessKeyList",
+    ),
+    (
+        "delete",
+        "/v1/clients/{clientId}/access-keys/{keyId}",
+        "Revoke an access key",
+        "gateway:clients:write",
+        None,
+        204,
+        None,
+    ),
+    ("post", "/v1/roles", "Create a role", "gateway:roles:write", "Role", 201, "Role"),
+    ("get", "/v1/roles", "List roles", "gateway:roles:read", None, 200, "RoleList"),
+    ("get", "/v1/roles/{roleId}", "Get a role", "gateway:roles:read", None, 200, "Role"),
+    ("put", "/v1/roles/{roleId}", "Create or replace a role", "gateway:roles:write", "Role", 200, "Role"),
+    ("delete", "/v1/roles/{roleId}", "Delete a role", "gateway:roles:write", None, 204, None),
+    ("post", "/v1/records", "Create an access record", "gateway:records:write", "Record", 201, "Record"),
+    ("get", "/v1/records", "List access records", "gateway:records:read", None, 200, "RecordList"),
+    ("get", "/v1/records/{recordId}", "Get an access record", "gateway:records:read", None, 200, "Record"),
+    (
+        "put",
+        "/v1/records/{recordId}",
+        "Create or replace an access record",
+        "gateway:records:write",
+        "Record",
+        200,
+        "Record",
+    ),
+    ("delete", "/v1/records/{recordId}", "Delete an access record", "gateway:records:write", None, 204, None),
+    (
+        "get",
+        "/v1/users/{userId}/resources/{resourceUri}/permissions/{permission}",
+        "Check a permission: 200 allowed, 404 not (another user's needs gateway:authorization:read)",
+        None,
+        None,
+        200,
+        None,
+    ),
+    (
+        "get",
+        "/v1/audit",
+        "Who changed what, when (newest first)",
+        "gateway:audit:read",
+        None,
+        200,
+        "AuditList",
+    ),
+    (
+        "get",
+        "/v1/clients/{clientId}/.well-known/openid-configuration",
+        "A client's issuer document (public)",
+        None,
+        None,
+        200,
+        None,
+    ),
+    (
+        "get",
+        "/v1/clients/{clientId}/.well-known/openid-configuration/jwks",
+        "A client's access keys as JWKs (public)",
+        None,
+        None,
+        200,
+        None,
+    ),
+    ("get", "/.well-known/jwks.json", "The gateway's public signing keys (public)", None, None, 200, None),
+]
+
+_S = {"type": "string"}
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": _S, "error_description": _S, "request_id": _S}},
+    "ClientInput": {
+        "type": "object",
+        "properties": {
+            "name": _S,
+            "description": _S,
+            "tenant": _S,
+            "scopes": {"type": "array", "items": _S},
+            "audiences": {"type": "array", "items": _S},
+            "tokenLifetime": {"type": "integer"},
+            "disabled": {"type": "boolean"},
+        },
+    },
+    "Client": {
+        "type": "object",
+        "properties": {
+            "clientId": _S,
+            "name": _S,
+            "description": _S,
+            "tenant": _S,
+            "scopes": {"type": "array", "items": _S},
+            "audiences": {"type": "array", "items": _S},
+            "tokenLifetime": {"type": ["integer", "null"]},
+            "disabled": {"type": "boolean"},
+            "createdTime": _S,
+            "lastUpdated": _S,
+            "verificationKeys": {"type": "array", "items": {"$ref": "#/components/schemas/AccessKey"}},
+        },
+    },
+    "AccessKey": {"type": "object", "properties": {"keyId": _S, "clientId": _S, "generationDate": _S}},
+    "NewAccessKey": {
+        "type": "object",
+        "properties": {
+            "keyId": _S,
+            "clientId": _S,
+            "generationDate": _S,
+            "accessKey": {
+                "type": "string",
+                "description": "clientId.keyId.accountId.base64(PKCS#8); shown once",
+            },
+        },
+    },
+    "Permission": {
+        "type": "object",
+        "properties": {
+            "action": _S,
+            "allow": {"type": "boolean"},
+            "grant": {"type": "boolean"},
+            "delegate": {"type": "boolean"},
+        },
+    },
+    "Role": {
+        "type": "object",
+        "properties": {
+            "roleId": _S,
+            "name": _S,
+            "description": _S,
+            "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}},
+        },
+    },
+    "Record": {
+        "type": "object",
+        "properties": {
+            "recordId": _S,
+            "name": _S,
+            "description": _S,
+            "users": {"type": "array", "items": {"type": "object", "properties": {"userId": _S}}},
+            "statements": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "roles": {"type": "array", "items": _S},
+                        "resources": {
+                            "type": "array",
+                            "items": {"type": "object", "properties": {"resourceUri": _S}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "Pagination": {
+        "type": "object",
+        "properties": {"next": {"type": ["object", "null"], "properties": {"cursor": _S}}},
+    },
+}
+for plural, item in (
+    ("clients", "Client"),
+    ("accessKeys", "AccessKey"),
+    ("roles", "Role"),
+    ("records", "Record"),
+    ("auditEntries", None),
+):
+    name = {
+        "clients": "ClientList",
+        "accessKeys": "AccessKeyList",
+        "roles": "RoleList",
+        "records": "RecordList",
+        "auditEntries": "AuditList",
+    }[plural]
+    items = {"$ref": f"#/components/schemas/{item}"} if item else {"type": "object"}
+    _SCHEMAS[name] = {
+        "type": "object",
+        "properties": {
+            plural: {"type": "array", "items": items},
+            "pagination": {"$ref": "#/components/schemas/Pagination"},
+        },
+    }
+
+
+def openapi_document(server: str) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for method, path, summary, permission, request, status, response in _OPERATIONS:
+        op: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                str(status): {"description": "success"}
+                if response is None
+                else {
+                    "description": "success",
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{response}"}}},
+                },
+                "400": {
+                    "description": "invalid request",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "401": {
+                    "description": "no valid credential",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "403": {
+                    "description": "permission missing",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "404": {
+                    "description": "not found (or not allowed, for the check)",
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+            },
+        }
+        if permission:
+            op["description"] = f"Needs `{permission}` on `/gateway/{permission.split(':')[1]}`."
+            op["security"] = [{"bearer": []}]
+        if request:
+            op["requestBody"] = {
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request}"}}}
+            }
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": _S} for p in params]
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Gateway admin API", "version": __version__},
+        "servers": [{"url": server}],
+        "paths": paths,
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,76 @@
+"""Discovery documents and public keys, on both listeners under each one's base path:
+the gateway's JWKS (it verifies X-Gateway-Identity and, later, gateway tokens) and each service
+client's access keys as JWKs (what Authress's verifyToken fetches for client-signed tokens).
+Query strings (the Python SDK adds `?kid=…&iss=…`) are ignored."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.errors import NotFound
+from gateway.runtime import Runtime
+
+_CACHE = {"cache-control": "public, max-age=60"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
+    assert runtime.identity is not None
+    identity = runtime.identity
+
+    async def gateway_jwks(request: Request) -> Response:
+        return JSONResponse(identity.ring.jwks(), headers=_CACHE)
+
+    async def enabled_client(client_id: str) -> None:
+        client = await asyncio.to_thread(identity.store.get_client, client_id)
+        if client is None or client.disabled:
+            raise NotFound(f"no client {client_id}")
+
+    async def client_configuration(request: Request) -> Response:
+        client_id = request.path_params["client_id"]
+        await enabled_client(client_id)
+        issuer = f"{base_url}/v1/clients/{client_id}"
+        return JSONResponse(
+            {"issuer": issuer, "jwks_uri": f"{issuer}/.well-known/openid-configuration/jwks"}, headers=_CACHE
+        )
+
+    async def client_jwks(request: Request) -> Response:
+        client_id = request.path_params["client_id"]
+        await enabled_client(client_id)
+        keys = await asyncio.to_thread(identity.store.list_access_keys, client_id)
+        jwks = [
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": _b64(k.public_key),
+                "kid": k.key_id,
+                "alg": "EdDSA",
+                "use": "sig",
+            }
+            for k in keys
+        ]
+        return JSONResponse({"keys": jwks}, headers=_CACHE)
+
+    p = base_path
+    return [
+        Route(f"{p}/.well-known/jwks.json", gateway_jwks, methods=["GET"]),
+        Route(f"{p}/.well-known/openid-configuration/jwks", gateway_jwks, methods=["GET"]),
+        Route(
+            f"{p}/v1/clients/{{client_id}}/.well-known/openid-configuration",
+            client_configuration,
+            methods=["GET"],
+        ),
+        Route(
+            f"{p}/v1/clients/{{client_id}}/.well-known/openid-configuration/jwks",
+            client_jwks,
+            methods=["GET"],
+        ),
+    ]
