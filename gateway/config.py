@@ -59,6 +59,23 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens:
+    algorithm: str = "EdDSA"  # EdDSA, ES256 or RS256
+    lifetime: float = 3600.0  # default access token lifetime; a client's tokenLifetime overrides
+    max_lifetime: float = 86400.0  # cap on client-signed JWTs (exp - iat) and on tokenLifetime
+    leeway: float = 30.0
+    rotation_interval: float = 30 * 86400.0
+    jwks_max_age: float = 300.0
+    assertion_max_lifetime: float = 600.0  # private_key_jwt and jwt-bearer assertions
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    failures_per_client: int = 10  # failed client authentications per client id and address, a minute
+    failures_per_address: int = 50  # failed client authentications per source address, a minute
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -72,6 +89,8 @@ class Config:
     workers: int = 1
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    tokens: Tokens = field(default_factory=Tokens)
+    throttle: Throttle = field(default_factory=Throttle)
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -185,6 +204,8 @@ _TOP = {
     "shutdown_timeout",
     "log_level",
     "access_log",
+    "tokens",
+    "throttle",
 }
 
 
@@ -215,6 +236,20 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     admin = r.mapping(top.get("admin"), "admin", {"listen", "public_url"})
     limits_raw = r.mapping(top.get("limits"), "limits", {"max_header_bytes", "max_headers", "max_body_bytes"})
     reload_raw = r.mapping(top.get("reload"), "reload", {"interval"})
+    tokens_raw = r.mapping(
+        top.get("tokens"),
+        "tokens",
+        {
+            "algorithm",
+            "lifetime",
+            "max_lifetime",
+            "leeway",
+            "rotation_interval",
+            "jwks_max_age",
+            "assertion_max_lifetime",
+        },
+    )
+    throttle_raw = r.mapping(top.get("throttle"), "throttle", {"failures_per_client", "failures_per_address"})
 
     def required(key: str, value: Any, parse: Any) -> Any:
         if value is None:
@@ -299,6 +334,65 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             "limits.max_body_bytes", limits_raw.get("max_body_bytes"), parse_size, defaults.max_body_bytes
         ),
     )
+
+    def algorithm(value: object) -> str:
+        if value not in ("EdDSA", "ES256", "RS256"):
+            raise ValueError("expected EdDSA, ES256 or RS256")
+        return str(value)
+
+    def seconds_between(low: float, high: float) -> Any:
+        def parse(value: object) -> float:
+            seconds = parse_duration(value)
+            if not low <= seconds <= high:
+                raise ValueError(f"expected a duration from {low:g}s to {high:g}s")
+            return seconds
+
+        return parse
+
+    td = Tokens()
+    tokens = Tokens(
+        algorithm=optional("tokens.algorithm", tokens_raw.get("algorithm"), algorithm, td.algorithm),
+        lifetime=optional(
+            "tokens.lifetime", tokens_raw.get("lifetime"), seconds_between(60, 86400), td.lifetime
+        ),
+        max_lifetime=optional(
+            "tokens.max_lifetime",
+            tokens_raw.get("max_lifetime"),
+            seconds_between(60, 7 * 86400),
+            td.max_lifetime,
+        ),
+        leeway=optional("tokens.leeway", tokens_raw.get("leeway"), seconds_between(0, 300), td.leeway),
+        rotation_interval=optional(
+            "tokens.rotation_interval",
+            tokens_raw.get("rotation_interval"),
+            seconds_between(3600, 365 * 86400),
+            td.rotation_interval,
+        ),
+        jwks_max_age=optional(
+            "tokens.jwks_max_age", tokens_raw.get("jwks_max_age"), seconds_between(0, 86400), td.jwks_max_age
+        ),
+        assertion_max_lifetime=optional(
+            "tokens.assertion_max_lifetime",
+            tokens_raw.get("assertion_max_lifetime"),
+            seconds_between(10, 86400),
+            td.assertion_max_lifetime,
+        ),
+    )
+    thd = Throttle()
+    throttle = Throttle(
+        failures_per_client=optional(
+            "throttle.failures_per_client",
+            throttle_raw.get("failures_per_client"),
+            positive_int,
+            thd.failures_per_client,
+        ),
+        failures_per_address=optional(
+            "throttle.failures_per_address",
+            throttle_raw.get("failures_per_address"),
+            positive_int,
+            thd.failures_per_address,
+        ),
+    )
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
@@ -320,5 +414,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         master_key_file=master_key_file,
         policies=policies,
         limits=limits,
+        tokens=tokens,
+        throttle=throttle,
         **config_kwargs,
     )

@@ -9,6 +9,13 @@
     ├── MethodNotAllowed         405 method_not_allowed (the gateway's own endpoints)
     ├── RequestTooLarge          413 request_too_large body over the limit
     ├── HeadersTooLarge          431 request_too_large headers over the limit
+    ├── OAuthError               the token server's errors (RFC 6749 §5.2), Cache-Control: no-store
+    │   ├── InvalidClient        401 invalid_client    (WWW-Authenticate: Basic when Basic was used)
+    │   ├── InvalidGrant         400 invalid_grant
+    │   ├── UnsupportedGrantType 400 unsupported_grant_type
+    │   ├── InvalidScope         400 invalid_scope
+    │   ├── InvalidTarget        400 invalid_target    (RFC 8707)
+    │   └── TooManyRequests      429 too_many_requests (Retry-After)
     ├── BadGateway               502 bad_gateway       upstream unreachable or broke the response
     ├── GatewayTimeout           504 gateway_timeout   upstream timed out
     └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
@@ -36,6 +43,9 @@ class GatewayError(Exception):
 
     def www_authenticate(self) -> str | None:
         return None
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return []
 
 
 class InvalidRequest(GatewayError):
@@ -104,6 +114,59 @@ class HeadersTooLarge(GatewayError):
     default_description = "request headers are over the limit"
 
 
+class OAuthError(GatewayError):
+    status = 400
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"pragma", b"no-cache")]
+
+
+class InvalidClient(OAuthError):
+    status = 401
+    error = "invalid_client"
+    default_description = "client authentication failed"
+
+    def __init__(self, description: str | None = None, *, basic: bool = False) -> None:
+        super().__init__(description)
+        self.basic = basic
+
+    def www_authenticate(self) -> str | None:
+        return 'Basic realm="gateway"' if self.basic else None
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+    default_description = "the grant is not valid"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    default_description = "this grant type is not supported"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    default_description = "a requested scope is not allowed for this client"
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+    default_description = "the requested audience is not allowed for this client"
+
+
+class TooManyRequests(OAuthError):
+    status = 429
+    error = "too_many_requests"
+    default_description = "too many failed attempts; retry later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [*super().extra_headers(), (b"retry-after", str(self.retry_after).encode())]
+
+
 class BadGateway(GatewayError):
     status = 502
     error = "bad_gateway"
@@ -139,4 +202,5 @@ def render(exc: GatewayError, request_id: str) -> tuple[int, list[tuple[bytes, b
     challenge = exc.www_authenticate()
     if challenge is not None:
         headers.append((b"www-authenticate", challenge.encode()))
+    headers.extend(exc.extra_headers())
     return exc.status, headers, body

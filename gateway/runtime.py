@@ -13,10 +13,14 @@ from gateway.config import Config
 from gateway.crypto import Sealer, load_master_key
 from gateway.errors import ConfigError
 from gateway.identity.directory import Directory
-from gateway.identity.signing import IdentityHeaders, KeyRing
+from gateway.identity.signing import IdentityHeaders, KeyRing, RingHolder
+from gateway.oauth.client_auth import ClientAuthenticator
+from gateway.oauth.rotation import Rotation
+from gateway.oauth.tokens import TokenService
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
+from gateway.pipeline.authn.gateway_jwt import GatewayJwtAuthenticator
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.authz.grants import DirectoryGrants
 from gateway.pipeline.forward.upstream import UpstreamClients
@@ -35,8 +39,12 @@ class Identity:
     directory: Directory
     chain: AuthenticatorChain
     grants: DirectoryGrants
-    ring: KeyRing
+    holder: RingHolder
     headers: IdentityHeaders
+    tokens: TokenService
+    client_jwt: ClientJwtAuthenticator
+    client_auth: ClientAuthenticator
+    rotation: Rotation
 
 
 def check_store(config: Config) -> Store:
@@ -68,29 +76,38 @@ def open_identity(config: Config) -> Identity:
     try:
         sealer = Sealer(load_master_key(config.master_key_file))
         try:
-            ring = KeyRing(store.signing_keys(), sealer)
+            holder = RingHolder(KeyRing(store.signing_keys(), sealer))
         except Exception as exc:
             raise ConfigError(f"master_key_file: cannot open the gateway's signing key: {exc}") from None
     except BaseException:
         store.close()
         raise
     directory = Directory(store)
-    authenticators = (
-        AccessKeyAuthenticator(directory, config.account_id),
-        ClientJwtAuthenticator(
-            directory,
-            config.account_id,
-            bases=(config.public_url, config.admin_public_url),
-            audiences=(config.public_url,),
-        ),
+    tokens = TokenService(holder, config)
+    access_keys = AccessKeyAuthenticator(directory, config.account_id)
+    client_jwt = ClientJwtAuthenticator(
+        directory,
+        config.account_id,
+        bases=(config.public_url, config.admin_public_url),
+        audiences=(config.public_url,),
+        max_lifetime=config.tokens.max_lifetime,
+        leeway=config.tokens.leeway,
     )
+    rotation = Rotation(store, sealer, holder, config)
+    directory.on_signing_change.append(rotation.reload)
     return Identity(
         store=store,
         directory=directory,
-        chain=AuthenticatorChain(authenticators, generations=directory),
+        chain=AuthenticatorChain(
+            (access_keys, client_jwt, GatewayJwtAuthenticator(directory, tokens)), generations=directory
+        ),
         grants=DirectoryGrants(directory),
-        ring=ring,
-        headers=IdentityHeaders(ring, config.public_url),
+        holder=holder,
+        headers=IdentityHeaders(holder, config.public_url),
+        tokens=tokens,
+        client_jwt=client_jwt,
+        client_auth=ClientAuthenticator(config, directory, access_keys),
+        rotation=rotation,
     )
 
 
@@ -119,6 +136,7 @@ class Runtime:
         if self.identity is not None:
             await self.identity.directory.start()
             self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
+            self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
         self.ready = True
 
     async def stop(self) -> None:

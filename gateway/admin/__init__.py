@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from gateway.admin import clients, grants, wellknown
 from gateway.admin.openapi import openapi_document
 from gateway.metrics import exposition
+from gateway.oauth import endpoints as oauth_endpoints
 from gateway.runtime import Runtime
 from gateway.web import EXCEPTION_HANDLERS
 
@@ -59,4 +60,5 @@ def public_own_app(runtime: Runtime) -> Starlette:
     routes: list[BaseRoute] = []
     if runtime.identity is not None:
         routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
+        routes += oauth_endpoints.routes(runtime)
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

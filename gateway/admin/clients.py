@@ -136,7 +136,78 @@ def routes(runtime: Runtime) -> list[Route]:
             raise NotFound(f"no active key {key_id}") from None
         return Response(status_code=204)
 
+    async def create_secret(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id = request.path_params["client_id"]
+        require(caller, "clients", "write", client_id)
+        await visible_client(caller, client_id)
+        secret, shown_once = service.new_client_secret(client_id)
+        try:
+            await asyncio.to_thread(store.create_client_secret, secret, caller.actor)
+        except Conflict as exc:
+            raise ConflictError(str(exc)) from None
+        response = JSONResponse(service.render_secret(secret, shown_once), status_code=201)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    async def list_secrets(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id = request.path_params["client_id"]
+        require(caller, "clients", "read", client_id)
+        await visible_client(caller, client_id)
+        found = await asyncio.to_thread(store.list_client_secrets, client_id)
+        return JSONResponse({"secrets": [service.render_secret(s) for s in found]})
+
+    async def revoke_secret(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id, secret_id = request.path_params["client_id"], request.path_params["secret_id"]
+        require(caller, "clients", "write", client_id)
+        await visible_client(caller, client_id)
+        try:
+            await asyncio.to_thread(store.revoke_client_secret, client_id, secret_id, caller.actor)
+        except Missing:
+            raise NotFound(f"no active secret {secret_id}") from None
+        return Response(status_code=204)
+
+    async def add_public_key(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id = request.path_params["client_id"]
+        require(caller, "clients", "write", client_id)
+        body = await json_body(request)
+        await visible_client(caller, client_id)
+        key = service.new_public_key(client_id, body)
+        try:
+            await asyncio.to_thread(store.add_public_key, key, caller.actor)
+        except Conflict as exc:
+            raise ConflictError(str(exc)) from None
+        return JSONResponse(service.render_public_key(key), status_code=201)
+
+    async def list_public_keys(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id = request.path_params["client_id"]
+        require(caller, "clients", "read", client_id)
+        await visible_client(caller, client_id)
+        found = await asyncio.to_thread(store.list_public_keys, client_id)
+        return JSONResponse({"publicKeys": [service.render_public_key(k) for k in found]})
+
+    async def revoke_public_key(request: Request) -> Response:
+        caller = await caller_of(request, runtime)
+        client_id, key_id = request.path_params["client_id"], request.path_params["key_id"]
+        require(caller, "clients", "write", client_id)
+        await visible_client(caller, client_id)
+        try:
+            await asyncio.to_thread(store.revoke_public_key, client_id, key_id, caller.actor)
+        except Missing:
+            raise NotFound(f"no active public key {key_id}") from None
+        return Response(status_code=204)
+
     return [
+        Route("/v1/clients/{client_id}/secrets", create_secret, methods=["POST"]),
+        Route("/v1/clients/{client_id}/secrets", list_secrets, methods=["GET"]),
+        Route("/v1/clients/{client_id}/secrets/{secret_id}", revoke_secret, methods=["DELETE"]),
+        Route("/v1/clients/{client_id}/public-keys", add_public_key, methods=["POST"]),
+        Route("/v1/clients/{client_id}/public-keys", list_public_keys, methods=["GET"]),
+        Route("/v1/clients/{client_id}/public-keys/{key_id}", revoke_public_key, methods=["DELETE"]),
         Route("/v1/clients", create, methods=["POST"]),
         Route("/v1/clients", list_, methods=["GET"]),
         Route("/v1/clients/{client_id}", get, methods=["GET"]),

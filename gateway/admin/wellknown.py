@@ -26,8 +26,10 @@ def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
     assert runtime.identity is not None
     identity = runtime.identity
 
+    jwks_cache = {"cache-control": f"public, max-age={int(runtime.config.tokens.jwks_max_age)}"}
+
     async def gateway_jwks(request: Request) -> Response:
-        return JSONResponse(identity.ring.jwks(), headers=_CACHE)
+        return JSONResponse(identity.holder.ring.jwks(), headers=jwks_cache)
 
     async def enabled_client(client_id: str) -> None:
         client = await asyncio.to_thread(identity.store.get_client, client_id)

@@ -46,6 +46,7 @@ def register(commands: Any) -> None:
 
     _clients(commands)
     _keys(commands)
+    _secrets(commands)
     _roles(commands)
     _records(commands)
 
@@ -101,7 +102,12 @@ def run_init(args: argparse.Namespace) -> int:
             except FileExistsError:
                 pass  # an existing key (or one a racing replica just wrote) is used as it is
         sealer = Sealer(load_master_key(config.master_key_file))
-        done = service.initialize(store, config.account_id, args.name, new_signing_key(sealer))
+        algorithm = config.tokens.algorithm
+        signing_keys = (
+            new_signing_key(sealer, algorithm, "current"),
+            new_signing_key(sealer, algorithm, "next"),
+        )
+        done = service.initialize(store, config.account_id, args.name, signing_keys)
         if done is None:
             return _already(args)
         client, access_key = done
@@ -240,6 +246,51 @@ def _keys(commands: Any) -> None:
     revoke = _command(sub, "revoke", "revoke an access key", _key_revoke)
     revoke.add_argument("--client", required=True)
     revoke.add_argument("key_id")
+    _command(sub, "rotate-signing", "rotate the gateway's token signing key now", _rotate_signing)
+
+
+def _secrets(commands: Any) -> None:
+    sub = _group(commands, "secrets", "manage client secrets (for client_secret_basic/post)")
+    _command(sub, "create", "create a client secret (printed once)", _secret_create).add_argument(
+        "--client", required=True
+    )
+    revoke = _command(sub, "revoke", "revoke a client secret", _secret_revoke)
+    revoke.add_argument("--client", required=True)
+    revoke.add_argument("secret_id")
+
+
+def _secret_create(args: argparse.Namespace, store: Store, config: Config) -> int:
+    secret, shown_once = service.new_client_secret(args.client)
+    store.create_client_secret(secret, ACTOR)
+    output(
+        args,
+        service.render_secret(secret, shown_once),
+        f"client secret {secret.secret_id} for {secret.client_id}, shown this once:\n\n  {shown_once}\n",
+    )
+    return 0
+
+
+def _secret_revoke(args: argparse.Namespace, store: Store, config: Config) -> int:
+    store.revoke_client_secret(args.client, args.secret_id, ACTOR)
+    output(args, {"revoked": args.secret_id}, f"revoked {args.secret_id}")
+    return 0
+
+
+def _rotate_signing(args: argparse.Namespace, store: Store, config: Config) -> int:
+    from gateway.crypto import Sealer, load_master_key
+    from gateway.identity.signing import new_signing_key
+
+    sealer = Sealer(load_master_key(config.master_key_file))
+    store.rotate_signing_keys(new_signing_key(sealer, config.tokens.algorithm, "next"), ACTOR)
+    keys = store.signing_keys()
+    current = next(k.kid for k in keys if k.state == "current")
+    output(
+        args,
+        {"current": current, "keys": [{"kid": k.kid, "alg": k.alg, "state": k.state} for k in keys]},
+        f"rotated: {current} signs from now on (every replica within a second); retired keys stay published "
+        "until their tokens expire",
+    )
+    return 0
 
 
 def _key_create(args: argparse.Namespace, store: Store, config: Config) -> int:

@@ -17,11 +17,12 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from cachetools import TTLCache
 
 from gateway.identity.grants import GrantSet, compile_grants
-from gateway.identity.models import AccessKey, Change, Client
+from gateway.identity.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
 from gateway.store import Store, StoreError
 
 log = logging.getLogger("gateway.identity")
@@ -44,6 +45,10 @@ class Directory:
         self._unknown_keys: TTLCache[str, bool] = TTLCache(maxsize, negative_ttl)
         self._clients: TTLCache[str, object] = TTLCache(maxsize, ttl)
         self._grants: TTLCache[str, GrantSet] = TTLCache(maxsize, ttl)
+        self._credentials: TTLCache[str, object] = TTLCache(maxsize, ttl)
+        self._revoked_tokens: dict[str, int] = {}
+        # Called (awaited) after a poll that saw the signing keys change.
+        self.on_signing_change: list[Callable[[], Awaitable[None]]] = []
         self._client_generation: defaultdict[str, int] = defaultdict(int)
         self.grants_generation = 0
         self._key_generation = 0
@@ -91,6 +96,32 @@ class Directory:
                 self._grants[client_id] = grants
         return grants
 
+    async def credential_active(self, client_id: str, credential_id: str) -> bool:
+        """Whether the access key, client secret or registered public key a token was issued on
+        still belongs to the client and is not revoked."""
+        if credential_id.startswith("acc_"):
+            key = await self.key(credential_id)
+            return key is not None and key.active and key.client_id == client_id
+        found = self._credentials.get(credential_id, _ABSENT)
+        if found is _ABSENT:
+            generation = self._key_generation
+            lookup = (
+                self.store.get_client_secret
+                if credential_id.startswith("sec_")
+                else self.store.get_public_key
+            )
+            found = await asyncio.to_thread(lookup, credential_id)
+            if generation == self._key_generation:
+                self._credentials[credential_id] = found
+        return (
+            isinstance(found, ClientSecret | ClientPublicKey)
+            and found.active
+            and found.client_id == client_id
+        )
+
+    def token_revoked(self, jti: str) -> bool:
+        return jti in self._revoked_tokens
+
     def load_grants(self, client_id: str) -> GrantSet:
         records = self.store.records_for_user(client_id)
         roles = self.store.get_roles(r for rec in records for st in rec.statements for r in st.roles)
@@ -104,21 +135,22 @@ class Directory:
             self._client_generation[change.ref] += 1
             self._clients.pop(change.ref, None)
             self._grants.pop(change.ref, None)
-        elif change.kind == "key":
+        elif change.kind in ("key", "credential"):
             self._key_generation += 1
             self._keys.pop(change.ref, None)
+            self._credentials.pop(change.ref, None)
             self._unknown_keys.pop(change.ref, None)
         elif change.kind == "grants":
             self.grants_generation += 1
             self._grants.clear()
-        else:
+        elif change.kind not in ("token", "signing"):
             self.clear()
 
     def clear(self) -> None:
         """Forget everything (fail closed when the change feed cannot be followed)."""
         self.epoch += 1
         self._key_generation += 1
-        for cache in (self._keys, self._unknown_keys, self._clients, self._grants):
+        for cache in (self._keys, self._unknown_keys, self._clients, self._grants, self._credentials):
             cache.clear()
         for client_id in list(self._client_generation):
             self._client_generation[client_id] += 1
@@ -126,13 +158,22 @@ class Directory:
 
     async def start(self) -> None:
         self.last_seq = await asyncio.to_thread(self.store.latest_change)
+        self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
 
     async def poll(self) -> int:
         """Apply new changes; returns how many."""
         changes = await asyncio.to_thread(self.store.changes_since, self.last_seq)
+        kinds = {c.kind for c in changes}
+        if "token" in kinds:
+            # Before the changes apply: once they drop the cached verifications, the next
+            # check of a revoked token must already find it in this set.
+            self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
         for change in changes:
             self.apply(change)
             self.last_seq = change.seq
+        if "signing" in kinds:
+            for callback in self.on_signing_change:
+                await callback()
         self._last_poll_ok = time.monotonic()
         return len(changes)
 

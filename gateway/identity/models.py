@@ -101,3 +101,32 @@ class SigningKey:
     public_jwk: str  # JSON
     state: str  # next, current, retired
     created_at: str
+    activated_at: str | None = None
+    retired_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    secret_id: str
+    client_id: str
+    hash: str  # hex SHA-256 of the whole secret
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPublicKey:
+    key_id: str
+    client_id: str
+    alg: str  # RS256, ES256 or EdDSA
+    jwk: str  # JSON of the public JWK
+    created_at: str
+    revoked_at: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

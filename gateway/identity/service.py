@@ -5,6 +5,7 @@ Validation errors raise InvalidRequest with `<field>: <why>` (contract §7)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,8 @@ from gateway.errors import InvalidRequest
 from gateway.identity.models import (
     AccessKey,
     Client,
+    ClientPublicKey,
+    ClientSecret,
     Permission,
     Record,
     Role,
@@ -165,6 +168,45 @@ def render_key(key: AccessKey, access_key: str | None = None) -> dict[str, Any]:
     return rendered
 
 
+# --- client secrets and registered public keys --------------------------------------------
+
+
+def new_client_secret(client_id: str) -> tuple[ClientSecret, str]:
+    """A fresh secret: the model to store (a hash only) and the secret, shown once."""
+    from gateway.oauth.secrets import new_secret
+
+    secret_id, secret, digest = new_secret()
+    return ClientSecret(secret_id, client_id, digest, now_iso()), secret
+
+
+def render_secret(secret: ClientSecret, shown_once: str | None = None) -> dict[str, Any]:
+    rendered: dict[str, Any] = {
+        "secretId": secret.secret_id,
+        "clientId": secret.client_id,
+        "createdTime": secret.created_at,
+    }
+    if shown_once is not None:
+        rendered["clientSecret"] = shown_once
+    return rendered
+
+
+def new_public_key(client_id: str, body: dict[str, Any]) -> ClientPublicKey:
+    from gateway.oauth.client_auth import parse_public_key
+
+    alg, jwk = parse_public_key(body)
+    return ClientPublicKey(random_id("pk_", 22), client_id, alg, jwk, now_iso())
+
+
+def render_public_key(key: ClientPublicKey) -> dict[str, Any]:
+    return {
+        "keyId": key.key_id,
+        "clientId": key.client_id,
+        "alg": key.alg,
+        "jwk": {**json.loads(key.jwk), "kid": key.key_id, "alg": key.alg},
+        "createdTime": key.created_at,
+    }
+
+
 # --- roles and records -----------------------------------------------------------------------
 
 
@@ -276,7 +318,9 @@ def initial_objects(name: str, account_id: str) -> tuple[Client, AccessKey, str,
     client = Client(new_client_id(), name, now, now, description="created by gateway init")
     key, access_key = new_access_key(client.client_id, account_id)
     admin = Role(ADMIN_ROLE, "Gateway administrator", (Permission("gateway:*", True, True, True),), now, now)
-    owner = Role(OWNER_ROLE, "Owner of every upstream permission", (Permission("*", True, True, True),), now, now)
+    owner = Role(
+        OWNER_ROLE, "Owner of every upstream permission", (Permission("*", True, True, True),), now, now
+    )
     record = Record(
         "gateway-admin",
         "Gateway administrators",
@@ -290,10 +334,10 @@ def initial_objects(name: str, account_id: str) -> tuple[Client, AccessKey, str,
 
 
 def initialize(
-    store: Store, account_id: str, name: str, signing_key: SigningKey
+    store: Store, account_id: str, name: str, signing_keys: tuple[SigningKey, ...]
 ) -> tuple[Client, str] | None:
     """Initialise the store; None when it was initialised already (also by a racing replica)."""
     client, key, access_key, roles, record = initial_objects(name, account_id)
-    if not store.initialize(account_id, client, key, roles, record, signing_key):
+    if not store.initialize(account_id, client, key, roles, record, signing_keys):
         return None
     return client, access_key

@@ -1,5 +1,11 @@
-"""The gateway's own signing keys: generated here, stored sealed under the master key, opened
-into memory at start. They sign the X-Gateway-Identity header (and the token server's tokens).
+"""The gateway's own signing keys: generated here, stored sealed under the master key, opened into
+memory at start and whenever the change feed says they changed. The current key signs gateway
+tokens and X-Gateway-Identity; the next, current and recently retired keys are published and
+verify, so a rotation never breaks a token in flight.
+
+Key lifecycle (rotated by `gateway.oauth.rotation` on a schedule, or `gateway keys rotate-signing`):
+
+    next ──(published ≥ jwks_max_age)──▶ current ──(rotation)──▶ retired ──(its tokens expired)──▶ gone
 """
 
 from __future__ import annotations
@@ -9,45 +15,68 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from cachetools import TTLCache
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.crypto import Sealer, random_id
 from gateway.identity.models import SigningKey, now_iso
 from gateway.pipeline.identity import Identity
 
+ALGORITHMS = ("EdDSA", "ES256", "RS256")
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def new_signing_key(sealer: Sealer, state: str = "current") -> SigningKey:
-    private = Ed25519PrivateKey.generate()
+def _generate(alg: str) -> Any:
+    if alg == "EdDSA":
+        return Ed25519PrivateKey.generate()
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raise ValueError(f"unsupported signing algorithm {alg}")
+
+
+def public_jwk(alg: str, public_key: Any, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = jwt.get_algorithm_by_name(alg).to_jwk(public_key, as_dict=True)
+    jwk.update(kid=kid, alg=alg, use="sig")
+    return jwk
+
+
+def new_signing_key(sealer: Sealer, alg: str = "EdDSA", state: str = "current") -> SigningKey:
+    private = _generate(alg)
     kid = random_id("sig_", 16)
     der = private.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    public = private.public_key().public_bytes_raw()
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64(public), "kid": kid, "alg": "EdDSA", "use": "sig"}
-    return SigningKey(kid, "EdDSA", sealer.seal(der, f"signing-key:{kid}"), json.dumps(jwk), state, now_iso())
+    jwk = public_jwk(alg, private.public_key(), kid)
+    return SigningKey(kid, alg, sealer.seal(der, f"signing-key:{kid}"), json.dumps(jwk), state, now_iso())
 
 
 @dataclass(frozen=True)
-class OpenKey:
+class Signer:
     kid: str
     alg: str
-    private: Ed25519PrivateKey
-    jwk: dict[str, str]
+    private: Any
+    activated_at: str | None
 
 
 class KeyRing:
     """The signing keys in memory: the current one signs; all published ones verify."""
 
     def __init__(self, keys: list[SigningKey], sealer: Sealer) -> None:
-        self.published = [json.loads(k.public_jwk) for k in keys if k.state != "revoked"]
+        published = [k for k in keys if k.state in ("next", "current", "retired")]
+        self.published = [json.loads(k.public_jwk) for k in published]
+        self.verifiers: dict[str, tuple[str, Any]] = {}
+        for k in published:
+            self.verifiers[k.kid] = (k.alg, jwt.get_algorithm_by_name(k.alg).from_jwk(k.public_jwk))
         current = [k for k in keys if k.state == "current"]
         if not current:
             raise ValueError("no current signing key in the store (run `gateway init`)")
@@ -55,8 +84,9 @@ class KeyRing:
         private = serialization.load_der_private_key(
             sealer.open(k.sealed_private, f"signing-key:{k.kid}"), None
         )
-        assert isinstance(private, Ed25519PrivateKey)
-        self.current = OpenKey(k.kid, k.alg, private, json.loads(k.public_jwk))
+        self.current = Signer(k.kid, k.alg, private, k.activated_at or k.created_at)
+        self.next = next((key for key in keys if key.state == "next"), None)
+        self.retired = [key for key in keys if key.state == "retired"]
 
     def sign(self, claims: dict[str, object], typ: str) -> str:
         return jwt.encode(
@@ -66,34 +96,35 @@ class KeyRing:
             headers={"typ": typ, "kid": self.current.kid},
         )
 
-    def jwks(self) -> dict[str, list[dict[str, str]]]:
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return {"keys": self.published}
 
 
 class IdentityHeaders:
     """Mints X-Gateway-Identity: who the caller is, for this route, method, path and upstream.
 
-    Signing costs tens of microseconds, so a token is reused for the same (client, route, method,
-    path, upstream) for up to `reuse` seconds of its `lifetime` (at most 60 s, contract §4); its
-    `jti` then names the token, and X-Request-Id names the request.
+    Signing costs tens of microseconds, so a token is reused for the same (client, method of
+    authentication, route, method, path, upstream) for up to `reuse` seconds of its `lifetime`
+    (at most 60 s, contract §4); its `jti` then names the token, and X-Request-Id the request.
     """
 
     typ = "gateway-identity+jwt"
 
-    def __init__(self, ring: KeyRing, issuer: str, lifetime: int = 60, reuse: int = 30) -> None:
-        self.ring = ring
+    def __init__(self, holder: RingHolder, issuer: str, lifetime: int = 60, reuse: int = 30) -> None:
+        self.holder = holder
         self.issuer = issuer
         self.lifetime = min(lifetime, 60)
-        self._cache: TTLCache[tuple[str | None, str, str, str, str, str], str] = TTLCache(
+        self._cache: TTLCache[tuple[str | None, str, str, str, str, str, str], str] = TTLCache(
             50_000, min(reuse, self.lifetime)
         )
 
     def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
-        key = (identity.client_id, identity.method, route, method, path, upstream)
+        ring = self.holder.ring
+        key = (identity.client_id, identity.method, route, method, path, upstream, ring.current.kid)
         token = self._cache.get(key)
         if token is None:
             now = int(time.time())
-            token = self.ring.sign(
+            token = ring.sign(
                 {
                     "iss": self.issuer,
                     "sub": identity.subject,
@@ -112,3 +143,11 @@ class IdentityHeaders:
             )
             self._cache[key] = token
         return token
+
+
+class RingHolder:
+    """The current KeyRing, swapped whole when the signing keys change (a reference swap, so a
+    request never sees half of a rotation)."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring

@@ -73,6 +73,34 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 created_at TEXT NOT NULL)""",
         ],
     ),
+    (
+        2,
+        [
+            # Generated client secrets: only a SHA-256 of the (high-entropy) secret is kept.
+            """CREATE TABLE client_secrets (
+                secret_id TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+                hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT)""",
+            "CREATE INDEX client_secrets_client ON client_secrets (client_id)",
+            # Public keys a client registered for private_key_jwt (it keeps the private half).
+            """CREATE TABLE client_public_keys (
+                key_id TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+                alg TEXT NOT NULL,
+                jwk TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT)""",
+            "CREATE INDEX client_public_keys_client ON client_public_keys (client_id)",
+            # Assertion ids seen, so each is used once within its lifetime (RFC 7523 §3).
+            "CREATE TABLE used_jtis (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)",
+            # Gateway tokens revoked before they expire (RFC 7009).
+            "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, client_id TEXT NOT NULL, expires_at INTEGER NOT NULL)",
+            "ALTER TABLE signing_keys ADD COLUMN activated_at TEXT",
+            "ALTER TABLE signing_keys ADD COLUMN retired_at TEXT",
+        ],
+    ),
 ]
 
 _DIALECT = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from gateway.identity.models import (
@@ -16,6 +17,8 @@ from gateway.identity.models import (
     AuditEntry,
     Change,
     Client,
+    ClientPublicKey,
+    ClientSecret,
     Permission,
     Record,
     Role,
@@ -127,7 +130,7 @@ class Store:
         key: AccessKey,
         roles: tuple[Role, ...],
         record: Record,
-        signing_key: SigningKey,
+        signing_keys: tuple[SigningKey, ...],
     ) -> bool:
         """Everything `gateway init` creates, in one transaction. Returns False (and changes
         nothing) when the store was initialised already, also by a replica racing this one."""
@@ -141,7 +144,8 @@ class Store:
             for role in roles:
                 self._upsert_role(cur, role)
             self._upsert_record(cur, record)
-            self._insert_signing_key(cur, signing_key)
+            for signing_key in signing_keys:
+                self._insert_signing_key(cur, signing_key)
             self._audit(
                 cur, "gateway init", "init", "/gateway", {"clientId": client.client_id, "keyId": key.key_id}
             )
@@ -485,13 +489,231 @@ class Store:
     @staticmethod
     def _insert_signing_key(cur: Cursor, key: SigningKey) -> None:
         cur.execute(
-            "INSERT INTO signing_keys (kid, alg, sealed_private, public_jwk, state, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (key.kid, key.alg, key.sealed_private, key.public_jwk, key.state, key.created_at),
+            "INSERT INTO signing_keys (kid, alg, sealed_private, public_jwk, state, created_at, activated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.kid,
+                key.alg,
+                key.sealed_private,
+                key.public_jwk,
+                key.state,
+                key.created_at,
+                key.created_at if key.state == "current" else None,
+            ),
         )
 
     def signing_keys(self) -> list[SigningKey]:
         with self.backend.read() as cur:
             rows = cur.execute(
-                "SELECT kid, alg, sealed_private, public_jwk, state, created_at FROM signing_keys ORDER BY created_at"
+                "SELECT kid, alg, sealed_private, public_jwk, state, created_at, activated_at, retired_at"
+                " FROM signing_keys ORDER BY created_at"
             ).fetchall()
         return [SigningKey(*r) for r in rows]
+
+    # --- client secrets and registered public keys (the token server's client credentials) --
+
+    def create_client_secret(self, secret: ClientSecret, actor: str) -> ClientSecret:
+        with self.backend.write() as cur:
+            if not cur.execute("SELECT 1 FROM clients WHERE client_id = ?", (secret.client_id,)).fetchone():
+                raise Missing(secret.client_id)
+            active = cur.execute(
+                "SELECT COUNT(*) FROM client_secrets WHERE client_id = ? AND revoked_at IS NULL",
+                (secret.client_id,),
+            ).fetchone()[0]
+            if active >= MAX_ACTIVE_KEYS:
+                raise Conflict(
+                    f"a client has at most {MAX_ACTIVE_KEYS} active client secrets; revoke one first"
+                )
+            cur.execute(
+                "INSERT INTO client_secrets (secret_id, client_id, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
+                (secret.secret_id, secret.client_id, secret.hash, secret.created_at),
+            )
+            self._audit(
+                cur,
+                actor,
+                "client_secret.create",
+                f"/gateway/clients/{secret.client_id}/secrets/{secret.secret_id}",
+            )
+            self._change(cur, "credential", secret.secret_id)
+            self._change(cur, "client", secret.client_id)
+        return secret
+
+    def get_client_secret(self, secret_id: str) -> ClientSecret | None:
+        with self.backend.read() as cur:
+            row = cur.execute(
+                "SELECT secret_id, client_id, hash, created_at, revoked_at FROM client_secrets WHERE secret_id = ?",
+                (secret_id,),
+            ).fetchone()
+        return None if row is None else ClientSecret(*row)
+
+    def list_client_secrets(self, client_id: str) -> list[ClientSecret]:
+        with self.backend.read() as cur:
+            rows = cur.execute(
+                "SELECT secret_id, client_id, hash, created_at, revoked_at FROM client_secrets"
+                " WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at, secret_id",
+                (client_id,),
+            ).fetchall()
+        return [ClientSecret(*r) for r in rows]
+
+    def revoke_client_secret(self, client_id: str, secret_id: str, actor: str) -> None:
+        self._revoke("client_secrets", "secret_id", "client_secret", client_id, secret_id, actor, "secrets")
+
+    def add_public_key(self, key: ClientPublicKey, actor: str) -> ClientPublicKey:
+        with self.backend.write() as cur:
+            if not cur.execute("SELECT 1 FROM clients WHERE client_id = ?", (key.client_id,)).fetchone():
+                raise Missing(key.client_id)
+            active = cur.execute(
+                "SELECT COUNT(*) FROM client_public_keys WHERE client_id = ? AND revoked_at IS NULL",
+                (key.client_id,),
+            ).fetchone()[0]
+            if active >= MAX_ACTIVE_KEYS:
+                raise Conflict(
+                    f"a client has at most {MAX_ACTIVE_KEYS} registered public keys; revoke one first"
+                )
+            cur.execute(
+                "INSERT INTO client_public_keys (key_id, client_id, alg, jwk, created_at, revoked_at)"
+                " VALUES (?, ?, ?, ?, ?, NULL)",
+                (key.key_id, key.client_id, key.alg, key.jwk, key.created_at),
+            )
+            self._audit(
+                cur,
+                actor,
+                "public_key.create",
+                f"/gateway/clients/{key.client_id}/public-keys/{key.key_id}",
+                {"alg": key.alg},
+            )
+            self._change(cur, "credential", key.key_id)
+            self._change(cur, "client", key.client_id)
+        return key
+
+    def get_public_key(self, key_id: str) -> ClientPublicKey | None:
+        with self.backend.read() as cur:
+            row = cur.execute(
+                "SELECT key_id, client_id, alg, jwk, created_at, revoked_at FROM client_public_keys WHERE key_id = ?",
+                (key_id,),
+            ).fetchone()
+        return None if row is None else ClientPublicKey(*row)
+
+    def list_public_keys(self, client_id: str) -> list[ClientPublicKey]:
+        with self.backend.read() as cur:
+            rows = cur.execute(
+                "SELECT key_id, client_id, alg, jwk, created_at, revoked_at FROM client_public_keys"
+                " WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at, key_id",
+                (client_id,),
+            ).fetchall()
+        return [ClientPublicKey(*r) for r in rows]
+
+    def revoke_public_key(self, client_id: str, key_id: str, actor: str) -> None:
+        self._revoke("client_public_keys", "key_id", "public_key", client_id, key_id, actor, "public-keys")
+
+    def _revoke(
+        self, table: str, column: str, noun: str, client_id: str, ref: str, actor: str, path: str
+    ) -> None:
+        with self.backend.write() as cur:
+            cur.execute(
+                f"UPDATE {table} SET revoked_at = ? WHERE {column} = ? AND client_id = ? AND revoked_at IS NULL",
+                (now_iso(), ref, client_id),
+            )
+            if cur.rowcount == 0:
+                raise Missing(ref)
+            self._audit(cur, actor, f"{noun}.revoke", f"/gateway/clients/{client_id}/{path}/{ref}")
+            self._change(cur, "credential", ref)
+            self._change(cur, "client", client_id)
+
+    # --- single-use assertion ids and revoked tokens --------------------------------------
+
+    def use_jti(self, jti: str, expires_at: int, now: int) -> bool:
+        """Record an assertion id; False when it was used already and has not expired."""
+        with self.backend.write() as cur:
+            row = cur.execute("SELECT expires_at FROM used_jtis WHERE jti = ?", (jti,)).fetchone()
+            if row is not None and int(row[0]) >= now:
+                return False
+            cur.execute("DELETE FROM used_jtis WHERE jti = ? OR expires_at < ?", (jti, now))
+            cur.execute("INSERT INTO used_jtis (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
+        return True
+
+    def revoke_token(self, jti: str, client_id: str, expires_at: int, actor: str) -> None:
+        with self.backend.write() as cur:
+            if cur.execute("SELECT 1 FROM revoked_tokens WHERE jti = ?", (jti,)).fetchone():
+                return
+            cur.execute(
+                "INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES (?, ?, ?)",
+                (jti, client_id, expires_at),
+            )
+            self._audit(cur, actor, "token.revoke", f"/gateway/clients/{client_id}/tokens")
+            self._change(cur, "token", jti)
+            self._change(cur, "client", client_id)  # drops cached verifications of the client's tokens
+
+    def revoked_tokens(self, now: int) -> dict[str, int]:
+        """Revoked tokens that have not expired yet: jti → expiry. Expired ones are forgotten."""
+        with self.backend.read() as cur:
+            rows = cur.execute(
+                "SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= ?", (now,)
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def forget_expired(self, now: int) -> None:
+        with self.backend.write() as cur:
+            cur.execute("DELETE FROM revoked_tokens WHERE expires_at < ?", (now,))
+            cur.execute("DELETE FROM used_jtis WHERE expires_at < ?", (now,))
+
+    # --- signing key lifecycle ------------------------------------------------------------
+
+    def add_signing_key(self, key: SigningKey, actor: str) -> None:
+        with self.backend.write() as cur:
+            self._insert_signing_key(cur, key)
+            self._audit(
+                cur, actor, "signing_key.create", f"/gateway/signing-keys/{key.kid}", {"state": key.state}
+            )
+            self._change(cur, "signing", key.kid)
+
+    def rotate_signing_keys(
+        self, new_next: SigningKey, actor: str, only_if_current: str | None = None
+    ) -> bool:
+        """next → current, current → retired, and a new next; in one transaction. With
+        `only_if_current`, nothing happens unless that kid is still current (so replicas that
+        notice a due rotation at the same moment rotate once)."""
+        with self.backend.write() as cur:
+            rows = cur.execute(
+                "SELECT kid, state FROM signing_keys WHERE state IN ('current', 'next')"
+            ).fetchall()
+            current = [r[0] for r in rows if r[1] == "current"]
+            upcoming = [r[0] for r in rows if r[1] == "next"]
+            if only_if_current is not None and current != [only_if_current]:
+                return False
+            now = now_iso()
+            for kid in current:
+                cur.execute(
+                    "UPDATE signing_keys SET state = 'retired', retired_at = ? WHERE kid = ?", (now, kid)
+                )
+            if upcoming:
+                cur.execute(
+                    "UPDATE signing_keys SET state = 'current', activated_at = ? WHERE kid = ?",
+                    (now, upcoming[0]),
+                )
+                self._insert_signing_key(cur, new_next)
+            else:  # no next key published yet: the new one becomes current at once
+                self._insert_signing_key(cur, replace(new_next, state="current"))
+                cur.execute("UPDATE signing_keys SET activated_at = ? WHERE kid = ?", (now, new_next.kid))
+            self._audit(cur, actor, "signing_key.rotate", "/gateway/signing-keys", {"retired": current})
+            self._change(cur, "signing", new_next.kid)
+        return True
+
+    def drop_retired_signing_keys(self, retired_before_iso: str) -> int:
+        with self.backend.write() as cur:
+            cur.execute(
+                "DELETE FROM signing_keys WHERE state = 'retired' AND retired_at < ?", (retired_before_iso,)
+            )
+            dropped = cur.rowcount
+            if dropped:
+                self._change(cur, "signing", "*")
+        return dropped
+
+    def add_next_signing_key(self, key: SigningKey) -> bool:
+        """Publish a next key unless one exists already (replicas may race to add it)."""
+        with self.backend.write() as cur:
+            if cur.execute("SELECT 1 FROM signing_keys WHERE state = 'next'").fetchone():
+                return False
+            self._insert_signing_key(cur, key)
+            self._change(cur, "signing", key.kid)
+        return True

@@ -13,6 +13,9 @@ from gateway.crypto import generate_access_key, new_client_id
 from gateway.identity.models import AccessKey, Client, Permission, Record, Role, Statement, now_iso
 from gateway.store import Conflict, Missing, Store, StoreError, current_version, migrate, open_store
 from gateway.store.backend import open_backend
+from gateway.store.migrations import MIGRATIONS
+
+ALL_VERSIONS = [version for version, _ in MIGRATIONS]
 
 
 @pytest.fixture
@@ -43,9 +46,9 @@ def test_migrations_are_idempotent(store_url: StoreURL) -> None:
     backend = open_backend(store_url)
     try:
         assert current_version(backend) == 0
-        assert migrate(backend) == [1]
+        assert migrate(backend) == ALL_VERSIONS
         assert migrate(backend) == []
-        assert current_version(backend) == 1
+        assert current_version(backend) == ALL_VERSIONS[-1]
     finally:
         backend.close()
 
@@ -69,7 +72,7 @@ def test_concurrent_migrations_apply_once(store_url: StoreURL) -> None:
     for t in threads:
         t.join(30)
     assert not errors
-    assert sorted(results) == [[], [], [], [1]]
+    assert sorted(results) == [[], [], [], ALL_VERSIONS]
 
 
 def test_client_round_trip_update_and_delete(store: Store) -> None:
@@ -167,7 +170,13 @@ def test_every_write_feeds_changes_and_audit(store: Store) -> None:
     k = store.create_access_key(key_for(c), "admin-1")
     store.revoke_access_key(c.client_id, k.key_id, "admin-1")
     changes = store.changes_since(start)
-    assert [(ch.kind, ch.ref) for ch in changes] == [("client", c.client_id)] * 3
+    assert [(ch.kind, ch.ref) for ch in changes] == [
+        ("client", c.client_id),
+        ("key", k.key_id),
+        ("client", c.client_id),
+        ("key", k.key_id),
+        ("client", c.client_id),
+    ]
     assert [ch.seq for ch in changes] == sorted(ch.seq for ch in changes)
     audit = store.list_audit(limit=3)
     assert [a.action for a in audit] == ["access_key.revoke", "access_key.create", "client.create"]

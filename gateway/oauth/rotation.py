@@ -1,0 +1,73 @@
+"""Signing key rotation on a schedule, run by every worker; the store makes it happen once.
+
+- A `next` key always exists, so it is published (in the JWKS) before it signs.
+- When the current key is older than `rotation_interval` and the next one has been published for
+  at least `jwks_max_age` (so every cached JWKS holds it), the next becomes current.
+- A retired key stays published until every token it signed has expired (the longest token
+  lifetime plus leeway), then it is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from gateway.config import Config
+from gateway.crypto import Sealer
+from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
+from gateway.store import Store, StoreError
+
+log = logging.getLogger("gateway.signing")
+
+
+def _epoch(iso: str | None) -> float:
+    if not iso:
+        return 0.0
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+class Rotation:
+    def __init__(self, store: Store, sealer: Sealer, holder: RingHolder, config: Config) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.holder = holder
+        self.tokens = config.tokens
+
+    async def reload(self) -> None:
+        keys = await asyncio.to_thread(self.store.signing_keys)
+        self.holder.ring = KeyRing(keys, self.sealer)
+
+    def tick(self) -> bool:
+        """One scheduling step (blocking; run in a thread). Returns whether anything changed."""
+        ring = self.holder.ring
+        now = time.time()
+        changed = False
+        if ring.next is None:
+            changed |= self.store.add_next_signing_key(
+                new_signing_key(self.sealer, self.tokens.algorithm, "next")
+            )
+        elif (
+            now - _epoch(ring.current.activated_at) >= self.tokens.rotation_interval
+            and now - _epoch(ring.next.created_at) >= self.tokens.jwks_max_age
+        ):
+            new_next = new_signing_key(self.sealer, self.tokens.algorithm, "next")
+            if self.store.rotate_signing_keys(new_next, "rotation", only_if_current=ring.current.kid):
+                log.info("signing key rotated: %s is current", ring.next.kid)
+                changed = True
+        keep = self.tokens.max_lifetime + self.tokens.leeway + self.tokens.jwks_max_age
+        cutoff = datetime.now(UTC) - timedelta(seconds=keep)
+        if self.store.drop_retired_signing_keys(cutoff.strftime("%Y-%m-%dT%H:%M:%S.000Z")):
+            changed = True
+        self.store.forget_expired(int(now))
+        return changed
+
+    async def run(self, interval: float = 30.0) -> None:
+        while True:
+            try:
+                if await asyncio.to_thread(self.tick):
+                    await self.reload()
+            except StoreError as exc:
+                log.warning("signing key rotation skipped: %s", exc)
+            await asyncio.sleep(interval)
