@@ -73,4 +73,22 @@ class GatewayAuth(httpx.Auth):
         yield request
 
 
-__all__ = ["GatewayAuth", "ServiceClientTokenProvider"]
+from gateway.client.verify import (  # noqa: E402  (re-exported, as httpx does)
+    ACCESS_TOKEN,
+    IDENTITY,
+    GatewayIdentityMiddleware,
+    TokenVerifier,
+    VerificationError,
+    verify_token,
+)
+
+__all__ = [
+    "ACCESS_TOKEN",
+    "IDENTITY",
+    "GatewayAuth",
+    "GatewayIdentityMiddleware",
+    "ServiceClientTokenProvider",
+    "TokenVerifier",
+    "VerificationError",
+    "verify_token",
+]
