@@ -58,7 +58,7 @@ def test_verify_and_key_cache(ring: KeyRing) -> None:
         v.verify(sign(ring, exp=int(time.time()) - 600))
     forged = jwt.encode(
         {"iss": ISSUER, "sub": "x", "iat": 1, "exp": 2**40},
-        "secret",
+        "s" * 32,
         algorithm="HS256",
         headers={"kid": "nope", "typ": "at+jwt"},
     )
@@ -74,8 +74,11 @@ def test_middleware_guards_the_app(ring: KeyRing) -> None:
     async def whoami(request: Request) -> JSONResponse:
         return JSONResponse({"sub": request.scope["gateway_identity"]["sub"]})
 
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": "gateway_identity" not in request.scope})
+
     app = GatewayIdentityMiddleware(
-        Starlette(routes=[Route("/me", whoami), Route("/health", whoami)]),
+        Starlette(routes=[Route("/me", whoami), Route("/health", health)]),
         issuer=ISSUER,
         audience="documents",
         exempt=("/health",),
@@ -87,7 +90,7 @@ def test_middleware_guards_the_app(ring: KeyRing) -> None:
             ok = await client.get("/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY)})
             assert ok.status_code == 200 and ok.json() == {"sub": "sc_x"}
             assert (await client.get("/me")).status_code == 401
-            assert (await client.get("/health")).status_code != 401
+            assert (await client.get("/health")).json() == {"ok": True}
             bad = await client.get("/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY, aud="billing")})
             assert bad.status_code == 401 and json.loads(bad.content)["error"] == "invalid_token"
 
