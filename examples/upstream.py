@@ -28,8 +28,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "body_bytes": len(body),
     }
     payload = json.dumps(answer, indent=2).encode() + b"\n"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
