@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -100,120 +102,102 @@ def routes(runtime: Runtime) -> list[Route]:
             raise NotFound(f"no client {client_id}") from None
         return Response(status_code=204)
 
-    async def create_key(request: Request) -> Response:
+    async def client_call(request: Request, action: str) -> tuple[Caller, str]:
+        """The caller of an endpoint under /v1/clients/{id}, allowed to `action` that client."""
         caller = await caller_of(request, runtime)
         client_id = request.path_params["client_id"]
-        require(caller, "clients", "write", client_id)
+        require(caller, "clients", action, client_id)
         await visible_client(caller, client_id)
+        return caller, client_id
+
+    def credential_routes(
+        path: str,
+        plural: str,
+        make: Callable[[str, dict[str, Any]], tuple[Any, dict[str, Any]]],
+        add: Callable[[Any, str], Any],
+        listing: Callable[[str], list[Any]],
+        revoke: Callable[[str, str, str], None],
+        render: Callable[[Any], dict[str, Any]],
+    ) -> list[Route]:
+        """Create (201, the secret part shown once), list (active, no secrets) and revoke (204)
+        for one kind of client credential: access keys, client secrets, registered public keys."""
+
+        async def create_(request: Request) -> Response:
+            caller, client_id = await client_call(request, "write")
+            body = await json_body(request)
+            model, shown_once = make(client_id, body)
+            try:
+                await asyncio.to_thread(add, model, caller.actor)
+            except Conflict as exc:
+                raise ConflictError(str(exc)) from None
+            except Missing:
+                raise NotFound(f"no client {client_id}") from None
+            # A secret part exists only in this response: it is neither stored nor logged.
+            return JSONResponse(shown_once, status_code=201, headers={"cache-control": "no-store"})
+
+        async def list_(request: Request) -> Response:
+            _, client_id = await client_call(request, "read")
+            found = await asyncio.to_thread(listing, client_id)
+            return JSONResponse({plural: [render(item) for item in found]})
+
+        async def revoke_(request: Request) -> Response:
+            caller, client_id = await client_call(request, "write")
+            ref = request.path_params["ref"]
+            try:
+                await asyncio.to_thread(revoke, client_id, ref, caller.actor)
+            except Missing:
+                raise NotFound(f"no active {path[:-1].replace('-', ' ')} {ref}") from None
+            return Response(status_code=204)
+
+        return [
+            Route(f"/v1/clients/{{client_id}}/{path}", create_, methods=["POST"]),
+            Route(f"/v1/clients/{{client_id}}/{path}", list_, methods=["GET"]),
+            Route(f"/v1/clients/{{client_id}}/{path}/{{ref}}", revoke_, methods=["DELETE"]),
+        ]
+
+    def make_key(client_id: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         key, access_key = service.new_access_key(client_id, account_id)
-        try:
-            await asyncio.to_thread(store.create_access_key, key, caller.actor)
-        except Conflict as exc:
-            raise ConflictError(str(exc)) from None
-        except Missing:
-            raise NotFound(f"no client {client_id}") from None
-        # The private half exists only in this response: it is neither stored nor logged.
-        response = JSONResponse(service.render_key(key, access_key), status_code=201)
-        response.headers["cache-control"] = "no-store"
-        return response
+        return key, service.render_key(key, access_key)
 
-    async def list_keys(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id = request.path_params["client_id"]
-        require(caller, "clients", "read", client_id)
-        await visible_client(caller, client_id)
-        keys = await asyncio.to_thread(store.list_access_keys, client_id)
-        return JSONResponse({"accessKeys": [service.render_key(k) for k in keys]})
-
-    async def revoke_key(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id, key_id = request.path_params["client_id"], request.path_params["key_id"]
-        require(caller, "clients", "write", client_id)
-        await visible_client(caller, client_id)
-        try:
-            await asyncio.to_thread(store.revoke_access_key, client_id, key_id, caller.actor)
-        except Missing:
-            raise NotFound(f"no active key {key_id}") from None
-        return Response(status_code=204)
-
-    async def create_secret(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id = request.path_params["client_id"]
-        require(caller, "clients", "write", client_id)
-        await visible_client(caller, client_id)
+    def make_secret(client_id: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         secret, shown_once = service.new_client_secret(client_id)
-        try:
-            await asyncio.to_thread(store.create_client_secret, secret, caller.actor)
-        except Conflict as exc:
-            raise ConflictError(str(exc)) from None
-        response = JSONResponse(service.render_secret(secret, shown_once), status_code=201)
-        response.headers["cache-control"] = "no-store"
-        return response
+        return secret, service.render_secret(secret, shown_once)
 
-    async def list_secrets(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id = request.path_params["client_id"]
-        require(caller, "clients", "read", client_id)
-        await visible_client(caller, client_id)
-        found = await asyncio.to_thread(store.list_client_secrets, client_id)
-        return JSONResponse({"secrets": [service.render_secret(s) for s in found]})
-
-    async def revoke_secret(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id, secret_id = request.path_params["client_id"], request.path_params["secret_id"]
-        require(caller, "clients", "write", client_id)
-        await visible_client(caller, client_id)
-        try:
-            await asyncio.to_thread(store.revoke_client_secret, client_id, secret_id, caller.actor)
-        except Missing:
-            raise NotFound(f"no active secret {secret_id}") from None
-        return Response(status_code=204)
-
-    async def add_public_key(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id = request.path_params["client_id"]
-        require(caller, "clients", "write", client_id)
-        body = await json_body(request)
-        await visible_client(caller, client_id)
+    def make_public_key(client_id: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         key = service.new_public_key(client_id, body)
-        try:
-            await asyncio.to_thread(store.add_public_key, key, caller.actor)
-        except Conflict as exc:
-            raise ConflictError(str(exc)) from None
-        return JSONResponse(service.render_public_key(key), status_code=201)
-
-    async def list_public_keys(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id = request.path_params["client_id"]
-        require(caller, "clients", "read", client_id)
-        await visible_client(caller, client_id)
-        found = await asyncio.to_thread(store.list_public_keys, client_id)
-        return JSONResponse({"publicKeys": [service.render_public_key(k) for k in found]})
-
-    async def revoke_public_key(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        client_id, key_id = request.path_params["client_id"], request.path_params["key_id"]
-        require(caller, "clients", "write", client_id)
-        await visible_client(caller, client_id)
-        try:
-            await asyncio.to_thread(store.revoke_public_key, client_id, key_id, caller.actor)
-        except Missing:
-            raise NotFound(f"no active public key {key_id}") from None
-        return Response(status_code=204)
+        return key, service.render_public_key(key)
 
     return [
-        Route("/v1/clients/{client_id}/secrets", create_secret, methods=["POST"]),
-        Route("/v1/clients/{client_id}/secrets", list_secrets, methods=["GET"]),
-        Route("/v1/clients/{client_id}/secrets/{secret_id}", revoke_secret, methods=["DELETE"]),
-        Route("/v1/clients/{client_id}/public-keys", add_public_key, methods=["POST"]),
-        Route("/v1/clients/{client_id}/public-keys", list_public_keys, methods=["GET"]),
-        Route("/v1/clients/{client_id}/public-keys/{key_id}", revoke_public_key, methods=["DELETE"]),
+        *credential_routes(
+            "access-keys",
+            "accessKeys",
+            make_key,
+            store.create_access_key,
+            store.list_access_keys,
+            store.revoke_access_key,
+            service.render_key,
+        ),
+        *credential_routes(
+            "secrets",
+            "secrets",
+            make_secret,
+            store.create_client_secret,
+            store.list_client_secrets,
+            store.revoke_client_secret,
+            service.render_secret,
+        ),
+        *credential_routes(
+            "public-keys",
+            "publicKeys",
+            make_public_key,
+            store.add_public_key,
+            store.list_public_keys,
+            store.revoke_public_key,
+            service.render_public_key,
+        ),
         Route("/v1/clients", create, methods=["POST"]),
         Route("/v1/clients", list_, methods=["GET"]),
         Route("/v1/clients/{client_id}", get, methods=["GET"]),
         Route("/v1/clients/{client_id}", update, methods=["PUT", "PATCH"]),
         Route("/v1/clients/{client_id}", delete, methods=["DELETE"]),
-        Route("/v1/clients/{client_id}/access-keys", create_key, methods=["POST"]),
-        Route("/v1/clients/{client_id}/access-keys", list_keys, methods=["GET"]),
-        Route("/v1/clients/{client_id}/access-keys/{key_id}", revoke_key, methods=["DELETE"]),
     ]

@@ -7,6 +7,8 @@ hand out more than it has), and tenant admins write neither.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -55,12 +57,60 @@ def routes(runtime: Runtime) -> list[Route]:
     store = runtime.identity.store
     directory = runtime.identity.directory
 
+    def collection_routes(
+        collection: str,
+        plural: str,
+        listing: Callable[[str, int], list[Any]],
+        getter: Callable[[str], Any],
+        deleter: Callable[[str, str], None],
+        render: Callable[[Any], dict[str, Any]],
+        key: Callable[[Any], str],
+    ) -> list[Route]:
+        """List (paged by id), get and delete for roles and records; writes differ (they must
+        pass the "confer only what you hold" check) and are defined apart."""
+        noun = collection[:-1]
+
+        async def list_(request: Request) -> Response:
+            caller = await caller_of(request, runtime)
+            require(caller, collection, "read")
+            cursor, limit = page_args(request)
+            items = await asyncio.to_thread(listing, cursor, limit + 1)
+            more = len(items) > limit
+            items = items[:limit]
+            return JSONResponse(page(plural, [render(i) for i in items], key(items[-1]) if more else None))
+
+        async def get(request: Request) -> Response:
+            caller = await caller_of(request, runtime)
+            ref = request.path_params["ref"]
+            require(caller, collection, "read", ref)
+            item = await asyncio.to_thread(getter, ref)
+            if item is None:
+                raise NotFound(f"no {noun} {ref}")
+            return JSONResponse(render(item))
+
+        async def delete(request: Request) -> Response:
+            caller = await caller_of(request, runtime)
+            ref = request.path_params["ref"]
+            require(caller, collection, "write", ref)
+            _no_tenant(caller)
+            try:
+                await asyncio.to_thread(deleter, ref, caller.actor)
+            except Missing:
+                raise NotFound(f"no {noun} {ref}") from None
+            return Response(status_code=204)
+
+        return [
+            Route(f"/v1/{collection}", list_, methods=["GET"]),
+            Route(f"/v1/{collection}/{{ref}}", get, methods=["GET"]),
+            Route(f"/v1/{collection}/{{ref}}", delete, methods=["DELETE"]),
+        ]
+
     # --- roles ----------------------------------------------------------------------------
 
     async def put_role(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         creating = request.method == "POST"
-        role_id = None if creating else request.path_params["role_id"]
+        role_id = None if creating else request.path_params["ref"]
         require(caller, "roles", "write", role_id)
         _no_tenant(caller)
         role = service.role_from(await json_body(request), role_id)
@@ -71,43 +121,12 @@ def routes(runtime: Runtime) -> list[Route]:
             raise ConflictError(str(exc)) from None
         return JSONResponse(service.render_role(role), status_code=201 if creating else 200)
 
-    async def list_roles(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        require(caller, "roles", "read")
-        cursor, limit = page_args(request)
-        roles = await asyncio.to_thread(store.list_roles, cursor, limit + 1)
-        more = len(roles) > limit
-        roles = roles[:limit]
-        return JSONResponse(
-            page("roles", [service.render_role(r) for r in roles], roles[-1].role_id if more else None)
-        )
-
-    async def get_role(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        role_id = request.path_params["role_id"]
-        require(caller, "roles", "read", role_id)
-        role = await asyncio.to_thread(store.get_role, role_id)
-        if role is None:
-            raise NotFound(f"no role {role_id}")
-        return JSONResponse(service.render_role(role))
-
-    async def delete_role(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        role_id = request.path_params["role_id"]
-        require(caller, "roles", "write", role_id)
-        _no_tenant(caller)
-        try:
-            await asyncio.to_thread(store.delete_role, role_id, caller.actor)
-        except Missing:
-            raise NotFound(f"no role {role_id}") from None
-        return Response(status_code=204)
-
     # --- records --------------------------------------------------------------------------
 
     async def put_record(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         creating = request.method == "POST"
-        record_id = None if creating else request.path_params["record_id"]
+        record_id = None if creating else request.path_params["ref"]
         require(caller, "records", "write", record_id)
         _no_tenant(caller)
         record = service.record_from(await json_body(request), record_id, caller.actor)
@@ -117,41 +136,6 @@ def routes(runtime: Runtime) -> list[Route]:
         except Conflict as exc:
             raise ConflictError(str(exc)) from None
         return JSONResponse(service.render_record(record), status_code=201 if creating else 200)
-
-    async def list_records(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        require(caller, "records", "read")
-        cursor, limit = page_args(request)
-        records = await asyncio.to_thread(store.list_records, cursor, limit + 1)
-        more = len(records) > limit
-        records = records[:limit]
-        return JSONResponse(
-            page(
-                "records",
-                [service.render_record(r) for r in records],
-                records[-1].record_id if more else None,
-            )
-        )
-
-    async def get_record(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        record_id = request.path_params["record_id"]
-        require(caller, "records", "read", record_id)
-        record = await asyncio.to_thread(store.get_record, record_id)
-        if record is None:
-            raise NotFound(f"no record {record_id}")
-        return JSONResponse(service.render_record(record))
-
-    async def delete_record(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        record_id = request.path_params["record_id"]
-        require(caller, "records", "write", record_id)
-        _no_tenant(caller)
-        try:
-            await asyncio.to_thread(store.delete_record, record_id, caller.actor)
-        except Missing:
-            raise NotFound(f"no record {record_id}") from None
-        return Response(status_code=204)
 
     # --- the authorization check ------------------------------------------------------------
 
@@ -215,15 +199,27 @@ def routes(runtime: Runtime) -> list[Route]:
 
     return [
         Route("/v1/roles", put_role, methods=["POST"]),
-        Route("/v1/roles", list_roles, methods=["GET"]),
-        Route("/v1/roles/{role_id}", get_role, methods=["GET"]),
-        Route("/v1/roles/{role_id}", put_role, methods=["PUT"]),
-        Route("/v1/roles/{role_id}", delete_role, methods=["DELETE"]),
+        Route("/v1/roles/{ref}", put_role, methods=["PUT"]),
+        *collection_routes(
+            "roles",
+            "roles",
+            store.list_roles,
+            store.get_role,
+            store.delete_role,
+            service.render_role,
+            lambda r: r.role_id,
+        ),
         Route("/v1/records", put_record, methods=["POST"]),
-        Route("/v1/records", list_records, methods=["GET"]),
-        Route("/v1/records/{record_id}", get_record, methods=["GET"]),
-        Route("/v1/records/{record_id}", put_record, methods=["PUT"]),
-        Route("/v1/records/{record_id}", delete_record, methods=["DELETE"]),
+        Route("/v1/records/{ref}", put_record, methods=["PUT"]),
+        *collection_routes(
+            "records",
+            "records",
+            store.list_records,
+            store.get_record,
+            store.delete_record,
+            service.render_record,
+            lambda r: r.record_id,
+        ),
         Route("/v1/users/{rest:path}", check, methods=["GET"]),
         Route("/v1/audit", audit, methods=["GET"]),
     ]
