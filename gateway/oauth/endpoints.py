@@ -243,13 +243,18 @@ def routes(runtime: Runtime) -> list[Route]:
             return None
         return claims
 
-    async def introspect(request: Request) -> Response:
+    async def token_request(request: Request) -> tuple[AuthenticatedClient, str]:
+        """An authenticated client and the `token` it asks about (introspection, revocation)."""
         params = await read_params(request)
         caller = await authenticate(request, params, required=True)
         assert caller is not None
         token_text = params.get("token")
         if not token_text:
             raise InvalidRequest("token: required")
+        return caller, token_text
+
+    async def introspect(request: Request) -> Response:
+        caller, token_text = await token_request(request)
         claims = await live_claims(token_text)
         if claims is not None and claims["sub"] != caller.client.client_id:
             grants = await identity.directory.grant_set(caller.client.client_id)
@@ -265,12 +270,7 @@ def routes(runtime: Runtime) -> list[Route]:
         return JSONResponse({"active": True, "token_type": "Bearer", **answer}, headers=_NO_STORE)
 
     async def revoke(request: Request) -> Response:
-        params = await read_params(request)
-        caller = await authenticate(request, params, required=True)
-        assert caller is not None
-        token_text = params.get("token")
-        if not token_text:
-            raise InvalidRequest("token: required")
+        caller, token_text = await token_request(request)
         claims = await live_claims(token_text)
         # RFC 7009 §2.2: 200 whatever the token was; a client revokes only its own tokens.
         if claims is not None and claims["sub"] == caller.client.client_id:
