@@ -14,7 +14,6 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -116,15 +115,22 @@ def _worker_main(config: Config, sockets: list[socket.socket]) -> None:
     uvloop.run(serve_worker(config, sockets))
 
 
+def prepare_metrics_dir() -> str | None:
+    """Point prometheus_client at a fresh multi-process directory, so that every worker reports
+    into one view. Must run before anything imports prometheus_client (it picks its value class
+    at import), so `gateway serve` calls it first. Returns the directory it created, if any."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the metrics directory was set")
+    created = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    return created
+
+
 def run(config: Config) -> None:
     """`gateway serve`: blocks until stopped by a signal."""
     configure_logging(config.log_level)
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    own_metrics_dir = metrics_dir is None
-    if own_metrics_dir:
-        # Must be set before prometheus_client is imported anywhere (it picks its value class then).
-        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     sockets = [bind(config.listen), bind(config.admin_listen)]
     log.info(
         "gateway serving: proxy on http://%s, admin on http://%s, %d worker(s)",
@@ -140,8 +146,6 @@ def run(config: Config) -> None:
     finally:
         for sock in sockets:
             sock.close()
-        if own_metrics_dir and metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _supervise(config: Config, sockets: list[socket.socket]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from dataclasses import replace
 from typing import Any
 
@@ -22,17 +23,24 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
-    if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError("--workers: expected a whole number of at least 1")
-        config = replace(config, workers=args.workers)
-    from gateway.policy import load_policy
-    from gateway.runtime import open_identity
+    from gateway.server import prepare_metrics_dir
 
-    load_policy(config.policies, config.public_base_path)  # refuse to start on an invalid policy
-    open_identity(config).store.close()  # refuse to start on an uninitialised store or bad key
-    from gateway.server import run as serve
+    metrics_dir = prepare_metrics_dir()  # before anything below imports prometheus_client
+    try:
+        config = config_of(args)
+        if args.workers is not None:
+            if args.workers < 1:
+                raise ConfigError("--workers: expected a whole number of at least 1")
+            config = replace(config, workers=args.workers)
+        from gateway.policy import load_policy
+        from gateway.runtime import open_identity
 
-    serve(config)
-    return 0
+        load_policy(config.policies, config.public_base_path)  # refuse to start on an invalid policy
+        open_identity(config).store.close()  # refuse an uninitialised store or an unreadable key
+        from gateway.server import run as serve
+
+        serve(config)
+        return 0
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,42 @@
+"""Assertions shared by the integration tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.support.rawhttp import RawResponse
+
+
+def _parts(response: httpx.Response | RawResponse) -> tuple[int, bytes, Any]:
+    if isinstance(response, httpx.Response):
+        return response.status_code, response.content, response.headers.get
+    return response.status, response.body, response.get
+
+
+def error_body(response: httpx.Response | RawResponse, status: int, error: str) -> dict[str, Any]:
+    """Assert a gateway error in the contract's shape (§4 "Errors the gateway itself returns"):
+    the status, a JSON body with exactly error / error_description / request_id, and the
+    request id echoed in X-Request-Id. Returns the body."""
+    actual, content, header = _parts(response)
+    assert actual == status, f"expected {status}, got {actual}: {content[:300]!r}"
+    content_type = header("content-type")
+    assert content_type is not None and content_type.startswith("application/json"), content_type
+    body = json.loads(content)
+    assert set(body) == {"error", "error_description", "request_id"}, body
+    assert body["error"] == error, body
+    assert isinstance(body["error_description"], str) and body["error_description"], body
+    assert body["request_id"] and body["request_id"] == header("x-request-id"), (body, header("x-request-id"))
+    return body
+
+
+def headers_named(record: dict[str, Any], name: str) -> list[str]:
+    """Every value of header `name` (lower-case) in an upstream record."""
+    return [v for n, v in record["headers"] if n == name]
+
+
+def gateway_like(name: str) -> bool:
+    """Whether a header name counts as X-Gateway-* by the contract's rule."""
+    return name.lower().replace("_", "-").replace(".", "-").startswith("x-gateway-")
