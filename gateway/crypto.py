@@ -164,12 +164,21 @@ def load_master_key(path: Path | None, environ: dict[str, str] | os._Environ[str
 
 
 def create_master_key_file(path: Path) -> MasterKey:
-    """Write a new random master key, readable by its owner only. Refuses to overwrite."""
+    """Write a new random master key, readable by its owner only. Refuses to overwrite
+    (FileExistsError). The key is written and synced under a temporary name, then linked into
+    place, so a racing `gateway init` never reads a half-written file."""
     key = MasterKey(os.urandom(32))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(base64.urlsafe_b64encode(key.key).decode().rstrip("=") + "\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(base64.urlsafe_b64encode(key.key).decode().rstrip("=") + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(temporary, path)  # atomic; fails if the file exists
+    finally:
+        temporary.unlink(missing_ok=True)
     return key
 
 

@@ -3,17 +3,22 @@ and the gateway's own endpoints on the public listener."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import clients, grants, wellknown
 from gateway.admin.openapi import openapi_document
+from gateway.config import Limits
+from gateway.errors import GatewayError, render
 from gateway.metrics import exposition
 from gateway.oauth import endpoints as oauth_endpoints
+from gateway.pipeline.forward.headers import sort_inbound
 from gateway.runtime import Runtime
 from gateway.web import EXCEPTION_HANDLERS
 
@@ -51,7 +56,28 @@ def admin_app(runtime: Runtime) -> Starlette:
         api += grants.routes(runtime)
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     routes += [Mount(base_path, routes=api)] if base_path else api
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.add_middleware(HeaderLimits, limits=runtime.config.limits)
+    return app
+
+
+class HeaderLimits:
+    """The proxy's header limits (431) on the admin listener too."""
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                sort_inbound(scope["headers"], self.limits.max_header_bytes, self.limits.max_headers)
+            except GatewayError as exc:
+                status, headers, body = render(exc, os.urandom(12).hex())
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def public_own_app(runtime: Runtime) -> Starlette:

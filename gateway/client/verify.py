@@ -161,10 +161,10 @@ def verify_token(
 
 class GatewayIdentityMiddleware:
     """ASGI middleware (Starlette or any ASGI app) for an upstream behind the gateway: requires a
-    valid X-Gateway-Identity for `audience` (the upstream's name in the gateway's policy) and puts
-    its claims in `scope["gateway_identity"]` (Starlette: `request.scope["gateway_identity"]`; the
-ASGI `state` dict is the lifespan's, which frameworks copy per request).
-    Anything else is answered 401 before the app sees it. `exempt` paths (health checks) pass."""
+        valid X-Gateway-Identity for `audience` (the upstream's name in the gateway's policy) and puts
+        its claims in `scope["gateway_identity"]` (Starlette: `request.scope["gateway_identity"]`; the
+    ASGI `state` dict is the lifespan's, which frameworks copy per request).
+        Anything else is answered 401 before the app sees it. `exempt` paths (health checks) pass."""
 
     def __init__(
         self,
