@@ -19,8 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from cachetools import TTLCache
-
+from gateway.cache import ExpiringCache
 from gateway.identity.grants import GrantSet, compile_grants
 from gateway.identity.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
 from gateway.store import Store, StoreError
@@ -41,11 +40,11 @@ class Directory:
     ) -> None:
         self.store = store
         self.poll_interval = poll_interval
-        self._keys: TTLCache[str, AccessKey] = TTLCache(maxsize, ttl)
-        self._unknown_keys: TTLCache[str, bool] = TTLCache(maxsize, negative_ttl)
-        self._clients: TTLCache[str, object] = TTLCache(maxsize, ttl)
-        self._grants: TTLCache[str, GrantSet] = TTLCache(maxsize, ttl)
-        self._credentials: TTLCache[str, object] = TTLCache(maxsize, ttl)
+        self._keys: ExpiringCache[str, AccessKey] = ExpiringCache(maxsize, ttl)
+        self._unknown_keys: ExpiringCache[str, bool] = ExpiringCache(maxsize, negative_ttl)
+        self._clients: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
+        self._grants: ExpiringCache[str, GrantSet] = ExpiringCache(maxsize, ttl)
+        self._credentials: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
         self._revoked_tokens: dict[str, int] = {}
         # Called (awaited) after a poll that saw the signing keys change.
         self.on_signing_change: list[Callable[[], Awaitable[None]]] = []

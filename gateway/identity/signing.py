@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cachetools import TTLCache
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.cache import ExpiringCache
 from gateway.crypto import Sealer, random_id
 from gateway.identity.models import SigningKey, now_iso
 from gateway.pipeline.identity import Identity
@@ -114,7 +114,7 @@ class IdentityHeaders:
         self.holder = holder
         self.issuer = issuer
         self.lifetime = min(lifetime, 60)
-        self._cache: TTLCache[tuple[str | None, str, str, str, str, str, str], str] = TTLCache(
+        self._cache: ExpiringCache[tuple[str | None, str, str, str, str, str, str], str] = ExpiringCache(
             50_000, min(reuse, self.lifetime)
         )
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cachetools import TTLCache
-
+from gateway.cache import ExpiringCache
 from gateway.crypto import fingerprint
 from gateway.errors import InvalidRequest, InvalidToken
 from gateway.metrics import AUTH_FAILURES
@@ -86,7 +85,9 @@ class AuthenticatorChain:
         self.authenticators = tuple(authenticators)
         self.generations = generations
         self.clock = clock
-        self._cache: TTLCache[bytes, tuple[Verified, tuple[int, int]]] = TTLCache(cache_size, cache_ttl)
+        self._cache: ExpiringCache[bytes, tuple[Verified, tuple[int, int]]] = ExpiringCache(
+            cache_size, cache_ttl
+        )
 
     async def authenticate(self, credential: str | None, accepted: frozenset[str]) -> Identity:
         try:

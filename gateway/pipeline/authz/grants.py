@@ -3,8 +3,7 @@ per (client, permission, resource) and dropped when the client's or the grants' 
 
 from __future__ import annotations
 
-from cachetools import LRUCache
-
+from gateway.cache import ExpiringCache
 from gateway.identity.directory import Directory
 from gateway.metrics import DECISION_CACHE
 from gateway.pipeline.identity import Identity
@@ -13,7 +12,10 @@ from gateway.pipeline.identity import Identity
 class DirectoryGrants:
     def __init__(self, directory: Directory, maxsize: int = 200_000) -> None:
         self.directory = directory
-        self._decisions: LRUCache[tuple[str, str, str], tuple[bool, tuple[int, int]]] = LRUCache(maxsize)
+        # Decisions stay valid while the generations they were made under do; the TTL only bounds memory.
+        self._decisions: ExpiringCache[tuple[str, str, str], tuple[bool, tuple[int, int]]] = ExpiringCache(
+            maxsize, 3600
+        )
         self._hit = DECISION_CACHE.labels("hit")
         self._miss = DECISION_CACHE.labels("miss")
 

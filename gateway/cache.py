@@ -1,0 +1,63 @@
+"""A small expiring, bounded dict for the hot path.
+
+cachetools.TTLCache keeps a linked list and a timer per entry; its get() measured 4.3 µs here
+against 0.3 µs for this, and a warm authenticated request reads two or three caches. Entries
+carry their own deadline; when full, the oldest inserted entry goes first (a dict keeps
+insertion order), which for these caches (credentials, decisions, identity tokens) is close
+enough to LRU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar, overload
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+
+class ExpiringCache(Generic[K, V]):
+    __slots__ = ("_data", "clock", "maxsize", "ttl")
+
+    def __init__(self, maxsize: int, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._data: dict[K, tuple[V, float]] = {}
+        self.maxsize = maxsize
+        self.ttl = ttl
+        self.clock = clock
+
+    @overload
+    def get(self, key: K) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: K, default: object = None) -> object:
+        item = self._data.get(key)
+        if item is None:
+            return default
+        if item[1] < self.clock():
+            self._data.pop(key, None)
+            return default
+        return item[0]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        data = self._data
+        if key not in data and len(data) >= self.maxsize:
+            del data[next(iter(data))]
+        data[key] = (value, self.clock() + self.ttl)
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
+
+    def pop(self, key: K, default: object = None) -> object:
+        item = self._data.pop(key, None)
+        return default if item is None else item[0]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_MISSING = object()
