@@ -66,7 +66,7 @@ class Tokens:
     leeway: float = 30.0
     rotation_interval: float = 30 * 86400.0
     jwks_max_age: float = 300.0
-    assertion_max_lifetime: float = 600.0  # private_key_jwt and jwt-bearer assertions
+    assertion_max_lifetime: float = 3600.0  # private_key_jwt assertions (Authlib signs them for 1 h)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@
     │   └── TooManyRequests      429 too_many_requests (Retry-After)
     ├── BadGateway               502 bad_gateway       upstream unreachable or broke the response
     ├── GatewayTimeout           504 gateway_timeout   upstream timed out
+    ├── ServiceUnavailable       503 temporarily_unavailable  the store cannot be reached (fails closed)
     └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
 
     ConfigError                  a config or policy file is wrong; names the file and field
@@ -177,6 +178,15 @@ class GatewayTimeout(GatewayError):
     status = 504
     error = "gateway_timeout"
     default_description = "upstream timed out"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    error = "temporarily_unavailable"
+    default_description = "the gateway cannot check credentials right now; retry shortly"
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", b"1")]
 
 
 class ServerError(GatewayError):

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from gateway.errors import GatewayError, NotFound, RequestTooLarge, ServerError, render
+from gateway.errors import GatewayError, NotFound, RequestTooLarge, ServerError, ServiceUnavailable, render
 from gateway.metrics import UNMATCHED, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.authn import bearer_credential
@@ -26,6 +26,7 @@ from gateway.policy.loader import RESERVED_TEMPLATES
 from gateway.policy.model import Route, parse_template
 from gateway.policy.table import RouteTable
 from gateway.runtime import Runtime
+from gateway.store import StoreError
 
 log = logging.getLogger("gateway.proxy")
 access = logging.getLogger("gateway.access")
@@ -167,6 +168,12 @@ class ProxyApp:
             await _send_error(send, exc, request_id)
         except ClientGone:
             status = 499  # the caller went away while sending its body (nginx's code for it)
+        except StoreError:
+            # The store is out of reach and the caches cannot answer: refuse, briefly.
+            status = 503
+            decision = "unavailable"
+            if not response_started:
+                await _send_error(send, ServiceUnavailable(), request_id)
         except Exception:
             log.exception("request %s failed inside the gateway", request_id.decode())
             status = 500

@@ -50,6 +50,10 @@ class Identity:
 def check_store(config: Config) -> Store:
     """Open (and migrate) the store; refuse one that `gateway init` never initialised or that
     belongs to another account. Raises ConfigError with what to do."""
+    if config.store.path is not None and not config.store.path.exists():
+        raise ConfigError(
+            f"store: {config.store.path} does not exist: run `gateway init --config {config.source}` first"
+        )
     try:
         store = open_store(config.store)
     except StoreError as exc:

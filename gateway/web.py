@@ -10,8 +10,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound, ServerError, render
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ServerError,
+    ServiceUnavailable,
+    render,
+)
 from gateway.pipeline.forward.headers import Inbound, request_id_of
+from gateway.store.backend import StoreError
 
 log = logging.getLogger("gateway.web")
 
@@ -47,6 +56,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return error_response(mapped, request)
 
 
+async def _store_error(request: Request, exc: Exception) -> Response:
+    log.warning("store unavailable during %s: %s", request.method, type(exc).__name__)
+    return error_response(ServiceUnavailable(), request)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in %s %s", request.method, request.scope.get("route_name", "endpoint"))
     return error_response(ServerError(), request)
@@ -54,6 +68,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     GatewayError: _gateway_error,
+    StoreError: _store_error,
     HTTPException: _http_exception,
     Exception: _unexpected,
 }

@@ -30,6 +30,8 @@ def admin_app(runtime: Runtime) -> Starlette:
     async def readyz(request: Request) -> Response:
         if not runtime.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
+        if runtime.identity is not None and not runtime.identity.directory.following:
+            return JSONResponse({"status": "store unreachable"}, status_code=503)
         policy = runtime.policy.current
         return JSONResponse(
             {"status": "ready", "routes": len(policy.routes), "upstreams": len(policy.upstreams)}

@@ -51,7 +51,7 @@ def routes(runtime: Runtime) -> list[Route]:
         client = service.new_client(await json_body(request), caller.tenant)
         tenant_may_set(caller, client)
         await asyncio.to_thread(store.create_client, client, caller.actor)
-        return JSONResponse(service.render_client(client), status_code=201)
+        return JSONResponse(service.render_client(client, []), status_code=201)
 
     async def list_(request: Request) -> Response:
         caller = await caller_of(request, runtime)

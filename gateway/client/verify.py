@@ -74,16 +74,24 @@ class TokenVerifier:
         return age > self.cache_ttl or (kid not in self._keys and age > self.refresh_interval)
 
     def _fetch(self) -> None:
+        self._attempted()
         with httpx.Client(transport=self._transport, timeout=5.0) as http:
             response = http.get(self.jwks_url)
         response.raise_for_status()
         self._install(response.json())
 
     async def _afetch(self) -> None:
+        self._attempted()
         async with httpx.AsyncClient(transport=self._async_transport, timeout=5.0) as http:
             response = await http.get(self.jwks_url)
         response.raise_for_status()
         self._install(response.json())
+
+    def _attempted(self) -> None:
+        # A failed fetch waits `refresh_interval` before the next try (keeping the old keys), so
+        # a gateway that is down is not asked again on every request.
+        with self._lock:
+            self._fetched = max(self._fetched, time.monotonic() - self.cache_ttl + self.refresh_interval)
 
     # --- verification ----------------------------------------------------------------------
 

@@ -176,13 +176,23 @@ class Directory:
         self._last_poll_ok = time.monotonic()
         return len(changes)
 
+    @property
+    def following(self) -> bool:
+        """Whether the change feed was read within the last second (readiness)."""
+        return time.monotonic() - self._last_poll_ok <= 1.0 + self.poll_interval
+
     async def follow(self) -> None:
+        logged = 0.0
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
                 await self.poll()
             except StoreError as exc:
-                log.warning("cannot read the change feed: %s", exc)
-                if time.monotonic() - self._last_poll_ok > 5:
-                    # Revocations may be going unseen: stop trusting what is cached.
+                now = time.monotonic()
+                if now - logged > 10:
+                    log.warning("cannot read the change feed: %s", exc)
+                    logged = now
+                if now - self._last_poll_ok > 1.0:
+                    # A revocation made elsewhere could be going unseen: after a second without
+                    # the feed, stop trusting what is cached (contract §2's one-second bound).
                     self.clear()

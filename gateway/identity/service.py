@@ -144,7 +144,9 @@ def render_client(client: Client, keys: list[AccessKey] | None = None) -> dict[s
         "createdTime": client.created_at,
         "lastUpdated": client.updated_at,
         "options": {"grantUserPermissionsAccess": False, "grantTokenGeneration": False},
-        "verificationKeys": [render_key(k) for k in keys or []],
+        # Only a single-client GET loads the keys; a list leaves the field out rather than
+        # showing an empty list that is not true.
+        **({"verificationKeys": [render_key(k) for k in keys]} if keys is not None else {}),
     }
 
 

@@ -34,6 +34,7 @@ from gateway.oauth.throttle import Throttle
 from gateway.oauth.tokens import TokenService
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
 from gateway.pipeline.authn.presented import Presented
+from gateway.pipeline.forward.headers import client_address
 from gateway.runtime import Runtime
 
 CLIENT_CREDENTIALS = "client_credentials"
@@ -108,11 +109,6 @@ def _json_params(body: bytes) -> dict[str, str]:
     return params
 
 
-def _client_address(request: Request) -> str:
-    client = request.scope.get("client")
-    return str(client[0]) if client else "-"
-
-
 def routes(runtime: Runtime) -> list[Route]:
     identity = runtime.identity
     assert identity is not None
@@ -123,13 +119,17 @@ def routes(runtime: Runtime) -> list[Route]:
     throttle = Throttle(config.throttle.failures_per_client, config.throttle.failures_per_address)
     base = config.public_base_path
 
+    def address_of(request: Request) -> str:
+        peer = request.scope.get("client")
+        return client_address(request.scope["headers"], str(peer[0]) if peer else "-", config.trusted_proxies)
+
     async def authenticate(
         request: Request, params: dict[str, str], required: bool
     ) -> AuthenticatedClient | None:
         """Client authentication behind the throttle; failures count against the address and the
         (claimed client, address) pair."""
         authorization = request.headers.get("authorization")
-        address = _client_address(request)
+        address = address_of(request)
         claimed = clients.claimed_client(params, authorization)
         wait = throttle.retry_after(address, claimed)
         if wait is not None:
@@ -206,11 +206,19 @@ def routes(runtime: Runtime) -> list[Route]:
         if not assertion:
             raise InvalidRequest("assertion: required")
         presented = Presented(assertion)
+        address = address_of(request)
+        sub = presented.jwt.claims.get("sub") if presented.jwt else None
+        claimed = sub if isinstance(sub, str) else None
+        wait = throttle.retry_after(address, claimed)
+        if wait is not None:
+            raise TooManyRequests(wait)
         try:
             verified = await client_jwts.authenticate(presented)
         except InvalidToken as exc:
+            throttle.failed(address, claimed)
             raise InvalidGrant(exc.description) from None
         if verified is None:
+            throttle.failed(address, claimed)
             raise InvalidGrant("the assertion is not a client-signed JWT of this gateway")
         client_id = verified.identity.client_id
         assert client_id is not None and presented.jwt is not None

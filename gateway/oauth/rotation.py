@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.config import Config
 from gateway.crypto import Sealer
+from gateway.identity.models import SigningKey
 from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
 from gateway.store import Store, StoreError
 
@@ -26,6 +27,11 @@ def _epoch(iso: str | None) -> float:
     if not iso:
         return 0.0
     return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def published_for(key: SigningKey) -> float:
+    """Seconds since a key was published (created)."""
+    return time.time() - _epoch(key.created_at)
 
 
 class Rotation:
@@ -50,7 +56,7 @@ class Rotation:
             )
         elif (
             now - _epoch(ring.current.activated_at) >= self.tokens.rotation_interval
-            and now - _epoch(ring.next.created_at) >= self.tokens.jwks_max_age
+            and published_for(ring.next) >= self.tokens.jwks_max_age
         ):
             new_next = new_signing_key(self.sealer, self.tokens.algorithm, "next")
             if self.store.rotate_signing_keys(new_next, "rotation", only_if_current=ring.current.kid):
@@ -61,6 +67,9 @@ class Rotation:
         if self.store.drop_retired_signing_keys(cutoff.strftime("%Y-%m-%dT%H:%M:%S.000Z")):
             changed = True
         self.store.forget_expired(int(now))
+        # Workers poll the feed every 0.25 s; an hour of history is plenty for any of them.
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        self.store.prune_changes(hour_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         return changed
 
     async def run(self, interval: float = 30.0) -> None:

@@ -64,11 +64,12 @@ def warm_every_worker(
     path: str,
     credentials: list[str],
     mark: str,
-    attempts: int = 150,
-    timeout: float = 20.0,
+    attempts: int = 600,
+    timeout: float = 60.0,
 ) -> None:
     """Send allowed requests over fresh connections until every worker has served (and so
-    verified and cached) each credential.
+    verified and cached) each credential. The kernel hands connections on the shared socket to
+    whichever worker wakes first, so on a loaded machine this can take a few hundred tries.
 
     Which worker served a request shows in X-Gateway-Identity: a worker reuses its token for the
     same client, route, path and auth method for up to 30 s, so two different tokens issued less

@@ -169,6 +169,15 @@ def forwarding_headers(
     return headers, client
 
 
+def client_address(raw: list[tuple[bytes, bytes]], peer: str, trusted: tuple[Network, ...]) -> str:
+    """The address to throttle and audit: the peer, or, behind trusted proxies, the right-most
+    X-Forwarded-For address that is not one of them (the same rule as forwarding_headers)."""
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    inbound = Inbound(forwarded_for=b", ".join(v for k, v in raw if k == b"x-forwarded-for") or None)
+    return forwarding_headers(inbound, peer, "http", trusted)[1]
+
+
 def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
     """Upstream response headers minus hop-by-hop ones and those named in Connection."""
     out: list[tuple[bytes, bytes]] = []
