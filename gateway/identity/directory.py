@@ -142,7 +142,11 @@ class Directory:
         elif change.kind == "grants":
             self.grants_generation += 1
             self._grants.clear()
-        elif change.kind not in ("token", "signing"):
+        elif change.kind == "signing":
+            # Cached verifications of gateway tokens must meet the new key ring: moving the
+            # generation every cached result is checked against makes them verify again.
+            self.grants_generation += 1
+        elif change.kind != "token":
             self.clear()
 
     def clear(self) -> None:

@@ -94,7 +94,11 @@ class ClientAuthenticator:
                     raise ValueError
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise InvalidClient("malformed Basic credentials", basic=True) from None
-            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            client_id = unquote_plus(raw_id)
+            # RFC 6749 §2.3.1 says to form-encode both, but Authlib, curl -u and httpx send them
+            # raw; an access key's base64 has `+`, which unquoting would turn into a space. Our
+            # secrets never contain `%`, so one without it is taken as it is.
+            secret = unquote_plus(raw_secret) if "%" in raw_secret else raw_secret
             if params.get("client_id", client_id) != client_id:
                 raise InvalidRequest("client_id does not match the authenticated client")
         else:

@@ -123,12 +123,18 @@ def routes(runtime: Runtime) -> list[Route]:
         peer = request.scope.get("client")
         return client_address(request.scope["headers"], str(peer[0]) if peer else "-", config.trusted_proxies)
 
+    def authorization_of(request: Request) -> str | None:
+        values = request.headers.getlist("authorization")
+        if len(values) > 1:
+            raise InvalidRequest("more than one Authorization header")
+        return values[0] if values else None
+
     async def authenticate(
         request: Request, params: dict[str, str], required: bool
     ) -> AuthenticatedClient | None:
         """Client authentication behind the throttle; failures count against the address and the
         (claimed client, address) pair."""
-        authorization = request.headers.get("authorization")
+        authorization = authorization_of(request)
         address = address_of(request)
         claimed = clients.claimed_client(params, authorization)
         wait = throttle.retry_after(address, claimed)
@@ -196,7 +202,7 @@ def routes(runtime: Runtime) -> list[Route]:
         """The assertion is a client-signed JWT (contract §2). Anything else, a gateway token or
         an identity JWT included, is invalid_grant: no self-renewal of tokens."""
         assertion = params.get("assertion")
-        authorization = request.headers.get("authorization")
+        authorization = authorization_of(request)
         if authorization and authorization[:7].lower() == "bearer ":
             if assertion is not None:
                 raise InvalidRequest("send the assertion once")

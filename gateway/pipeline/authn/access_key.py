@@ -35,15 +35,16 @@ class AccessKeyAuthenticator:
         key = await self.directory.key(parsed.key_id)
         if key is None or key.client_id != parsed.client_id:
             raise InvalidToken("unknown key", reason="unknown_key")
+        # The proof comes before the key's and client's status, so only the key's holder learns
+        # that it was revoked. Deriving the public key is ~40 µs of CPU: cheaper here than a
+        # thread hop.
+        if not same_public_key(parsed.public_key(), key.public_key):
+            raise InvalidToken("the access key does not match", reason="bad_signature")
         if not key.active:
             raise InvalidToken("the access key was revoked", reason="revoked")
         client = await self.directory.client(key.client_id)
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
-        # Deriving the public key is ~40 µs of CPU; off the loop it would cost more than it saves.
-        derived = parsed.public_key()
-        if not same_public_key(derived, key.public_key):
-            raise InvalidToken("the access key does not match", reason="bad_signature")
         return Verified(
             Identity(
                 method=self.kind,

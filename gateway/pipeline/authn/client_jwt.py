@@ -101,17 +101,19 @@ class ClientJwtAuthenticator:
         key = await self.directory.key(kid)
         if key is None or key.client_id != client_id:
             raise InvalidToken("unknown key", reason="unknown_key")
-        if not key.active:
-            raise InvalidToken("the access key was revoked", reason="revoked")
-        client = await self.directory.client(client_id)
-        if client is None or client.disabled:
-            raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
+        # The signature comes before the key's and client's status, so only the key's holder
+        # learns that it was revoked.
         try:
             _JWS.decode_complete(
                 presented.text, Ed25519PublicKey.from_public_bytes(key.public_key), algorithms=["EdDSA"]
             )
         except jwt.PyJWTError:
             raise InvalidToken("bad signature", reason="bad_signature") from None
+        if not key.active:
+            raise InvalidToken("the access key was revoked", reason="revoked")
+        client = await self.directory.client(client_id)
+        if client is None or client.disabled:
+            raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
         return Verified(
             Identity(
                 method=self.kind,
