@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway against nginx and HAProxy (`scripts/bench`, benchmarks/README.md)."""
