@@ -42,6 +42,8 @@ class ExpiringCache(Generic[K, V]):
 
     def __setitem__(self, key: K, value: V) -> None:
         data = self._data
+        if self.maxsize <= 0:
+            return  # a cache of size 0 is switched off
         if key not in data and len(data) >= self.maxsize:
             del data[next(iter(data))]
         data[key] = (value, self.clock() + self.ttl)

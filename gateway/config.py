@@ -70,6 +70,12 @@ class Tokens:
 
 
 @dataclass(frozen=True, slots=True)
+class Caches:
+    credentials: int = 100_000  # verified credentials kept (by hash); 0 verifies every request
+    credential_ttl: float = 300.0  # the longest a verification is reused (revocation is faster)
+
+
+@dataclass(frozen=True, slots=True)
 class Throttle:
     failures_per_client: int = 10  # failed client authentications per client id and address, a minute
     failures_per_address: int = 50  # failed client authentications per source address, a minute
@@ -90,6 +96,7 @@ class Config:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     limits: Limits = field(default_factory=Limits)
     tokens: Tokens = field(default_factory=Tokens)
+    caches: Caches = field(default_factory=Caches)
     throttle: Throttle = field(default_factory=Throttle)
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
@@ -206,6 +213,7 @@ _TOP = {
     "access_log",
     "tokens",
     "throttle",
+    "caches",
 }
 
 
@@ -250,6 +258,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         },
     )
     throttle_raw = r.mapping(top.get("throttle"), "throttle", {"failures_per_client", "failures_per_address"})
+    caches_raw = r.mapping(top.get("caches"), "caches", {"credentials", "credential_ttl"})
 
     def required(key: str, value: Any, parse: Any) -> Any:
         if value is None:
@@ -393,6 +402,22 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             thd.failures_per_address,
         ),
     )
+
+    def count(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError("expected a whole number, 0 or more")
+        return value
+
+    cd = Caches()
+    caches = Caches(
+        credentials=optional("caches.credentials", caches_raw.get("credentials"), count, cd.credentials),
+        credential_ttl=optional(
+            "caches.credential_ttl",
+            caches_raw.get("credential_ttl"),
+            seconds_between(0, 86400),
+            cd.credential_ttl,
+        ),
+    )
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
@@ -416,5 +441,6 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         limits=limits,
         tokens=tokens,
         throttle=throttle,
+        caches=caches,
         **config_kwargs,
     )

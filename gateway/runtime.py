@@ -103,7 +103,10 @@ def open_identity(config: Config) -> Identity:
         store=store,
         directory=directory,
         chain=AuthenticatorChain(
-            (access_keys, client_jwt, GatewayJwtAuthenticator(directory, tokens)), generations=directory
+            (access_keys, client_jwt, GatewayJwtAuthenticator(directory, tokens)),
+            generations=directory,
+            cache_size=config.caches.credentials,
+            cache_ttl=config.caches.credential_ttl,
         ),
         grants=DirectoryGrants(directory),
         holder=holder,
@@ -116,11 +119,15 @@ def open_identity(config: Config) -> Identity:
 
 
 class Runtime:
-    def __init__(self, config: Config, identity: Identity | None = None) -> None:
+    def __init__(
+        self, config: Config, identity: Identity | None = None, policy: Policy | None = None
+    ) -> None:
         self.config = config
         self.identity = identity
         self.upstreams = UpstreamClients()
-        self.policy = PolicyHolder(config.policies, config.public_base_path, on_swap=self._swapped)
+        self.policy = PolicyHolder(
+            config.policies, config.public_base_path, on_swap=self._swapped, initial=policy
+        )
         # Without identity services no credential is recognised: every protected route is 401.
         self.authn = identity.chain if identity else AuthenticatorChain(())
         self.authz = Authorizer(identity.grants if identity else None)

@@ -26,6 +26,7 @@ import uvicorn
 import uvloop
 
 from gateway.config import Config, Listen
+from gateway.policy.loader import Policy
 
 log = logging.getLogger("gateway")
 
@@ -76,12 +77,12 @@ def configure_logging(level: str) -> None:
     )
 
 
-async def serve_worker(config: Config, sockets: list[socket.socket]) -> None:
+async def serve_worker(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:
     from gateway.admin import admin_app, public_own_app
     from gateway.proxy import ProxyApp
     from gateway.runtime import Runtime, open_identity
 
-    runtime = Runtime(config, await asyncio.to_thread(open_identity, config))
+    runtime = Runtime(config, await asyncio.to_thread(open_identity, config), policy)
     await runtime.start()
     public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
     admin = _Server(_uvicorn_config(admin_app(runtime), config))
@@ -109,10 +110,10 @@ async def serve_worker(config: Config, sockets: list[socket.socket]) -> None:
         await runtime.stop()
 
 
-def _worker_main(config: Config, sockets: list[socket.socket]) -> None:
+def _worker_main(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:
     configure_logging(config.log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; it sends SIGTERM
-    uvloop.run(serve_worker(config, sockets))
+    uvloop.run(serve_worker(config, sockets, policy))
 
 
 def prepare_metrics_dir() -> str | None:
@@ -128,8 +129,9 @@ def prepare_metrics_dir() -> str | None:
     return created
 
 
-def run(config: Config) -> None:
-    """`gateway serve`: blocks until stopped by a signal."""
+def run(config: Config, policy: Policy | None = None) -> None:
+    """`gateway serve`: blocks until stopped by a signal. `policy`, already loaded and checked,
+    is reused by a single in-process worker (a large policy takes seconds to load)."""
     configure_logging(config.log_level)
     sockets = [bind(config.listen), bind(config.admin_listen)]
     log.info(
@@ -140,7 +142,7 @@ def run(config: Config) -> None:
     )
     try:
         if config.workers == 1:
-            _worker_main(config, sockets)
+            _worker_main(config, sockets, policy)
         else:
             _supervise(config, sockets)
     finally:

@@ -122,7 +122,7 @@ class Directory:
         return jti in self._revoked_tokens
 
     def load_grants(self, client_id: str) -> GrantSet:
-        records = self.store.records_for_user(client_id)
+        records = self.store.records_for_user(client_id, with_users=False)
         roles = self.store.get_roles(r for rec in records for st in rec.statements for r in st.roles)
         return compile_grants(records, roles)
 

@@ -56,6 +56,8 @@ _UPSTREAM_KEYS = {
 }
 _ROUTE_DEFAULTS = frozenset(AUTH_KINDS)
 _RESERVED_IDS = frozenset({"unmatched", "gateway"})
+# libyaml's safe loader when PyYAML was built with it: ~3.5x faster on large policies.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # The gateway's own public endpoints (contract §1, §3), under the path of `public_url`.
 # A route that can match any of them is a load error: they always win.
@@ -158,7 +160,7 @@ def load_policy(paths: Iterable[Path], base_path: str = "") -> Policy:
 
 def _read_yaml(file: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+        doc = yaml.load(file.read_text(encoding="utf-8"), Loader=_LOADER)
     except OSError as exc:
         problems.append(f"{file}: cannot read: {exc.strerror}")
         return None

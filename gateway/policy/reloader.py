@@ -38,12 +38,14 @@ class PolicyHolder:
         paths: tuple[Path, ...],
         base_path: str = "",
         on_swap: Callable[[Policy], None] | None = None,
+        initial: Policy | None = None,
     ) -> None:
         self.paths = paths
         self.base_path = base_path
         self.on_swap = on_swap
         self._signature = _signature(paths)
-        self.current: Policy = load_policy(paths, base_path)  # at start, an invalid policy is fatal
+        # At start an invalid policy is fatal (load_policy raises).
+        self.current: Policy = initial if initial is not None else load_policy(paths, base_path)
         self._lock = asyncio.Lock()
 
     async def reload(self) -> bool:

@@ -430,7 +430,9 @@ class Store:
             self._change(cur, "grants", record.record_id)
         return record
 
-    def _records(self, cur: Cursor, where: str, params: tuple[Any, ...]) -> list[Record]:
+    def _records(
+        self, cur: Cursor, where: str, params: tuple[Any, ...], with_users: bool = True
+    ) -> list[Record]:
         rows = cur.execute(
             "SELECT record_id, name, description, statements, created_by, created_at, updated_at FROM records"
             f" WHERE {where}",
@@ -438,12 +440,16 @@ class Store:
         ).fetchall()
         records = []
         for r in rows:
-            users = [
-                u[0]
-                for u in cur.execute(
-                    "SELECT user_id FROM record_users WHERE record_id = ? ORDER BY position", (r[0],)
-                ).fetchall()
-            ]
+            users = (
+                [
+                    u[0]
+                    for u in cur.execute(
+                        "SELECT user_id FROM record_users WHERE record_id = ? ORDER BY position", (r[0],)
+                    ).fetchall()
+                ]
+                if with_users
+                else []
+            )
             statements = tuple(Statement(tuple(s["roles"]), tuple(s["resources"])) for s in json.loads(r[3]))
             records.append(Record(r[0], r[1], tuple(users), statements, r[5], r[6], r[2], r[4]))
         return records
@@ -457,12 +463,15 @@ class Store:
         with self.backend.read() as cur:
             return self._records(cur, "record_id > ? ORDER BY record_id LIMIT ?", (after, limit))
 
-    def records_for_user(self, user_id: str) -> list[Record]:
+    def records_for_user(self, user_id: str, with_users: bool = True) -> list[Record]:
+        """The records that name this user. Grant checks pass `with_users=False`: a record given
+        to thousands of clients would otherwise load all of them on every cache miss."""
         with self.backend.read() as cur:
             return self._records(
                 cur,
                 "record_id IN (SELECT record_id FROM record_users WHERE user_id = ?) ORDER BY record_id",
                 (user_id,),
+                with_users,
             )
 
     def delete_record(self, record_id: str, actor: str) -> None:
