@@ -129,7 +129,7 @@ def run_wrk(target: Target, settings: Settings, duration: int) -> Run:
         env["BENCH_BODY"] = temp_file("bench-body-", target.body)
     fresh: list[str] = []
     if target.fresh_pool is not None:
-        want = target.fresh_rate * duration + 1
+        want = target.pool_slice or target.fresh_rate * duration + 1
         fresh = target.fresh_pool[target.fresh_offset:target.fresh_offset + want]
         if len(fresh) < want:  # the pool ran out: start again from the beginning
             target.fresh_reused = True
@@ -152,7 +152,9 @@ def run_wrk(target: Target, settings: Settings, duration: int) -> Run:
         raise ScenarioFailed(f"wrk failed ({out.returncode}): {(out.stderr or out.stdout).strip()[-500:]}")
     r = json.loads(line.removeprefix("BENCH_RESULT "))
     requests = r["requests"]
-    if target.fresh_pool is not None:
+    if target.pool_slice:
+        target.fresh_offset += len(fresh)
+    elif target.fresh_pool is not None:
         target.fresh_offset += min(requests, len(fresh))
         if requests > len(fresh):
             target.fresh_reused = True

@@ -41,6 +41,9 @@ class Target:
     fresh_rate: int = 2500
     fresh_offset: int = 0
     fresh_reused: bool = False
+    # With fresh_pool: every run takes the next `pool_slice` credentials and cycles over them
+    # (each is new to the gateway at the run's start, then sent again and again).
+    pool_slice: int = 0
     method: str = "GET"
     body: str | None = None
     rate: int = 0  # offered requests/s; 0 = saturate
@@ -62,7 +65,7 @@ class Scenario:
 REGISTRY: dict[str, Scenario] = {}
 
 # Suites run in this order; within a suite, scenarios run in registration order.
-SUITES = ["proxy", "slow", "rate", "auth", "routes", "workers", "keys"]
+SUITES = ["proxy", "slow", "rate", "auth", "routes", "workers", "keys", "keys_pg"]
 
 
 def scenario(id: str, baseline: str | None, suite: str, description: str,

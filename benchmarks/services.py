@@ -124,6 +124,7 @@ class Service:
     urls: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     warmup: bool = False  # True for programs that need a warm-up run before they are measured
+    cleanup: Callable[[], None] | None = None  # after it stopped (a PostgreSQL schema to drop)
 
     @property
     def pgid(self) -> int:
@@ -143,6 +144,9 @@ class Stack:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.services: list[Service] = []
+        # Cleanups of resources made before their service started (a PostgreSQL schema), run by
+        # close() when the start failed; a started service carries its own (Service.cleanup).
+        self.pending: list[Callable[[], None]] = []
 
     def start(self, name: str, cmd: list[str], cpus: str, env: dict[str, str] | None = None,
               **kwargs: Any) -> Service:
@@ -161,6 +165,7 @@ class Stack:
         if service in self.services:
             self.services.remove(service)
         _stop_group(service.process, grace)
+        _clean_up(service)
 
     def close(self) -> None:
         services, self.services = self.services, []
@@ -169,6 +174,24 @@ class Stack:
                 os.killpg(service.pgid, signal.SIGTERM)
         for service in services:
             _stop_group(service.process, 10.0)
+        for service in services:
+            _clean_up(service)
+        for cleanup in self.pending:  # set up, but their service never started
+            _run_cleanup(cleanup)
+        self.pending.clear()
+
+
+def _clean_up(service: Service) -> None:
+    cleanup, service.cleanup = service.cleanup, None
+    if cleanup is not None:
+        _run_cleanup(cleanup)
+
+
+def _run_cleanup(cleanup: Callable[[], None]) -> None:
+    try:
+        cleanup()
+    except Exception as exc:  # never let a cleanup stop the others
+        print(f"benchmarks: cleanup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
@@ -368,11 +391,48 @@ class GatewaySpec:
     workers: int = 1
     cpus: str = CORE_SUT
     signing_alg: str | None = None  # for gateway-token scenarios (issue 4): EdDSA, ES256, RS256
+    store: str = "sqlite"  # or "postgresql": a schema of its own in BENCH_POSTGRES, dropped after
+    credential_cache: int | None = None  # caches.credentials (0: verify every request); None: default
+    # keys_*: `clients` clients bulk-seeded before the gateway starts, `hot_keys` real access keys
+    # among the first `hot_clients` of them (info["hot_keys"]); see seed.bulk_rows.
+    clients: int = 0
+    hot_clients: int = 10
+    hot_keys: int = 0
 
     @property
     def key(self) -> str:
         alg = f"-{self.signing_alg}" if self.signing_alg else ""
-        return f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}"
+        store = "" if self.store == "sqlite" else "-pg"
+        cache = "" if self.credential_cache is None else f"-cc{self.credential_cache}"
+        seeded = f"-n{self.clients}" if self.clients else ""
+        return f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}{store}{cache}{seeded}"
+
+
+# The PostgreSQL server of the PostgreSQL scenarios (a superuser lets the bulk seed skip the
+# foreign-key triggers; any role that may create a schema works).
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_schema(name: str) -> tuple[str, Callable[[], None]]:
+    """A fresh schema in POSTGRES_URL: the store URL whose search_path is it, and the function
+    that drops it. Skip when there is no PostgreSQL to talk to."""
+    try:
+        import psycopg
+    except ImportError:
+        raise Skip("psycopg is not installed (pip install 'psycopg[binary]' psycopg-pool)") from None
+    schema = f"bench_{name}_{os.getpid()}_{os.urandom(3).hex()}".replace("-", "_").lower()
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        raise Skip(f"no PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}; BENCH_POSTGRES sets another)") from None
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", drop
 
 
 # Paths the gateway's bench policy serves (see write_gateway_policy).
@@ -475,13 +535,19 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
         master_key.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
         master_key.chmod(0o600)
     config = folder / "gateway.yaml"
+    cleanup: Callable[[], None] | None = None
+    if spec.store == "postgresql":
+        store_url, cleanup = postgres_schema(spec.key.removeprefix("gateway-"))
+        stack.pending.append(cleanup)
+    else:
+        store_url = f"sqlite:///{folder}/gateway.db"
     lines = [
         f"public_url: http://127.0.0.1:{port}",
         f"listen: 127.0.0.1:{port}",
         "admin:",
         f"  listen: 127.0.0.1:{admin}",
         f"  public_url: http://127.0.0.1:{admin}",
-        f"store: sqlite:///{folder}/gateway.db",
+        f"store: {store_url}",
         "account_id: bench",
         f"master_key_file: {master_key}",
         f"policies: [{folder}/policies]",
@@ -492,6 +558,8 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
     ]
     if spec.signing_alg:  # issue 4: the algorithm of gateway tokens (the key `gateway init` makes)
         lines.append(f"tokens: {{algorithm: {spec.signing_alg}}}")
+    if spec.credential_cache is not None:
+        lines.append(f"caches: {{credentials: {spec.credential_cache}}}")
     config.write_text("\n".join(lines) + "\n")
     gateway, src_env = gateway_command()
     env = {"PYTHONUNBUFFERED": "1", **src_env}
@@ -499,8 +567,19 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
                             "admin_url": f"http://127.0.0.1:{admin}"}
     if has_init:  # issue 3: the store, the master key and the first admin client
         info["init"] = run_gateway_cli(config, "init")
+    if spec.clients:
+        from benchmarks.seed import bulk_seed
+
+        started = time.monotonic()
+        store = {"postgresql": store_url} if spec.store == "postgresql" else {"sqlite": folder / "gateway.db"}
+        info["hot_keys"] = bulk_seed(store, spec.clients, spec.hot_clients, spec.hot_keys, "bench",
+                                     ["documents.read"], [info["public_url"]])
+        info["seed_seconds"] = time.monotonic() - started
     service = stack.start(spec.key, [*gateway, "serve", "--config", str(config)], spec.cpus,
                           env=env, info=info, warmup=True)
+    if cleanup is not None:
+        stack.pending.remove(cleanup)
+        service.cleanup = cleanup
     wait_http(service, f"http://127.0.0.1:{admin}/readyz", ready_timeout, ok=lambda s: s == 200)
     service.urls["proxy"] = f"http://127.0.0.1:{port}"
     service.urls["admin"] = f"http://127.0.0.1:{admin}"
