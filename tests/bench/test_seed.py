@@ -12,8 +12,15 @@ from gateway.store import open_store
 def test_bulk_seed_writes_keys_the_store_verifies(store_url: StoreURL) -> None:
     open_store(store_url).close()  # migrated, as `gateway init` leaves it; then nobody connected
     where = {"sqlite": store_url.path} if store_url.scheme == "sqlite" else {"postgresql": store_url.url}
-    keys = bulk_seed(where, clients=50, hot_clients=3, hot_keys=12, account_id="bench",
-                     scopes=["documents.read"], audiences=["http://127.0.0.1:1"])
+    keys = bulk_seed(
+        where,
+        clients=50,
+        hot_clients=3,
+        hot_keys=12,
+        account_id="bench",
+        scopes=["documents.read"],
+        audiences=["http://127.0.0.1:1"],
+    )
 
     store = open_store(store_url)
     try:

@@ -9,70 +9,23 @@ tested across workers. Tests that kill, restart or re-initialise a gateway make 
 
 from __future__ import annotations
 
-import os
-import secrets
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.identity.harness import Api, Gateway, Recorder, write_policy
+from tests.identity.deployment import new_gateway, write_routes
+from tests.support.admin import Api
+from tests.support.harness import Gateway
+from tests.support.postgres import Schemas, require_postgres
+from tests.support.processes import Upstream
 
-PG_BASE = os.environ.get("GATEWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def _pg_unavailable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_BASE, connect_timeout=3):
-            return None
-    except Exception as exc:
-        return f"no PostgreSQL at {PG_BASE} ({type(exc).__name__})"
-
-
-_PG_REASON = _pg_unavailable()
-
-
-def require_postgres() -> None:
-    if _PG_REASON:
-        if os.environ.get("GATEWAY_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required here: {_PG_REASON}")
-        pytest.skip(_PG_REASON)
-
-
-class Schemas:
-    """Fresh PostgreSQL schemas (as store URLs), dropped at the end."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-
-    def new(self) -> str:
-        require_postgres()
-        import psycopg
-
-        schema = "idt_" + secrets.token_hex(6)
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        self.names.append(schema)
-        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
-
-    def drop_all(self) -> None:
-        if not self.names:
-            return
-        import psycopg
-
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            for schema in self.names:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        self.names.clear()
 
 
 @pytest.fixture(scope="session")
 def schemas() -> Iterator[Schemas]:
-    made = Schemas()
+    made = Schemas("idt_")
     try:
         yield made
     finally:
@@ -80,17 +33,14 @@ def schemas() -> Iterator[Schemas]:
 
 
 @pytest.fixture(scope="session")
-def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    server = Recorder(tmp_path_factory.mktemp("recorder"))
-    try:
+def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    with Upstream(tmp_path_factory.mktemp("recorder")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
-def policy_file(tmp_path_factory: pytest.TempPathFactory, recorder: Recorder) -> Path:
-    return write_policy(tmp_path_factory.mktemp("policy"), recorder.url)
+def policy_file(tmp_path_factory: pytest.TempPathFactory, recorder: Upstream) -> Path:
+    return write_routes(tmp_path_factory.mktemp("policy"), recorder.url)
 
 
 def store_for(backend: str, directory: Path, schemas: Schemas) -> str:
@@ -111,7 +61,7 @@ def deployments(
             require_postgres()
         if backend not in running:
             directory = tmp_path_factory.mktemp(f"gw-{backend}")
-            gw = Gateway(
+            gw = new_gateway(
                 directory,
                 store_for(backend, directory, schemas),
                 [policy_file],
@@ -142,17 +92,12 @@ def gw_sqlite(deployments: Callable[[str], Gateway]) -> Gateway:
 
 
 @pytest.fixture
-def mark() -> str:
-    return uuid.uuid4().hex
-
-
-@pytest.fixture
 def admin_of() -> Iterator[Callable[..., Api]]:
-    """An admin API client for a gateway and key, closed after the test."""
+    """An admin API client for a gateway and key (one connection pool), closed after the test."""
     made: list[Api] = []
 
     def make(gw: Gateway, key: str | None = "admin") -> Api:
-        api = gw.admin(key)
+        api = gw.admin(key, keep_alive=True)
         made.append(api)
         return api
 

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import jwt
 
-from tests.identity.harness import MARK, Gateway, Recorder, client, header
+from tests.support.checks import headers_named
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream, http_client
 
 
 def bearer(credential: str) -> dict[str, str]:
@@ -42,7 +44,7 @@ def assert_invalid_token(response: httpx.Response) -> None:
 
 def identity_claims(gw: Gateway, token: str, audience: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify X-Gateway-Identity against the gateway's published JWKS; (header, claims)."""
-    with client() as http:
+    with http_client() as http:
         jwks = http.get(gw.public_url + "/.well-known/jwks.json").json()
     head = jwt.get_unverified_header(token)
     candidates = [k for k in jwks["keys"] if k.get("kid") == head.get("kid")]
@@ -60,7 +62,7 @@ def identity_claims(gw: Gateway, token: str, audience: str) -> tuple[dict[str, A
 
 def warm_every_worker(
     gw: Gateway,
-    recorder: Recorder,
+    recorder: Upstream,
     path: str,
     credentials: list[str],
     mark: str,
@@ -77,7 +79,7 @@ def warm_every_worker(
     """
     started = time.monotonic()
     done: set[int] = set()
-    with client(fresh=True) as fresh:
+    with http_client(fresh=True) as fresh:
         for n in itertools.count():
             assert n < attempts and time.monotonic() - started < timeout, (
                 f"could not reach all {gw.workers} workers with every credential "
@@ -91,7 +93,7 @@ def warm_every_worker(
             for j in range(len(credentials)):
                 if j in done:
                     continue
-                tokens = {header(r, "x-gateway-identity")[0] for r in recorder.marked(f"{mark}-{j}")}
+                tokens = {headers_named(r, "x-gateway-identity")[0] for r in recorder.marked(f"{mark}-{j}")}
                 issued = sorted(jwt.decode(t, options={"verify_signature": False})["iat"] for t in tokens)
                 if any(b - a < 25 for a, b in itertools.pairwise(issued)) or gw.workers == 1:
                     done.add(j)
@@ -114,7 +116,7 @@ def after_deadline_every_request(
     share; marked with `mark_after`) and check each with `expect`. Returns the statuses seen
     before the deadline."""
     before: list[int] = []
-    with client(fresh=True) as fresh:
+    with http_client(fresh=True) as fresh:
         while time.monotonic() < changed_at + deadline:
             response = call(fresh, gw, path, credentials[len(before) % len(credentials)])
             assert response.status_code < 500, response.text

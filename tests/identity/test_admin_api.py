@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.identity.harness import Api, Gateway
+from tests.support.admin import Api
+from tests.support.harness import Gateway
 
 FIELD_ERROR = re.compile(r"^(?P<field>[A-Za-z][A-Za-z0-9_.\[\]]*): \S.*")
 JSON = {"Content-Type": "application/json"}

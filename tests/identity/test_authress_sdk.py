@@ -27,9 +27,11 @@ from authress.models import (
 
 from gateway.client import GatewayAuth
 from gateway.client import ServiceClientTokenProvider as GatewayTokenProvider
-from tests.identity.harness import ACCOUNT, Gateway, client
+from tests.identity.deployment import ACCOUNT
 from tests.identity.keys import Key
 from tests.identity.proxying import bearer
+from tests.support.harness import Gateway
+from tests.support.processes import http_client
 
 
 def _eventually(check: Any, timeout: float = 1.5) -> Any:
@@ -153,7 +155,7 @@ def test_roles_records_and_authorize_user_through_the_sdk(
     token = ServiceClientTokenProvider(access_key, gw.public_url).get_client_token()
     head = jwt.get_unverified_header(token)
     assert head["alg"] == "EdDSA" and head.get("typ") == "JWT"
-    with client() as http:
+    with http_client() as http:
         allowed = http.get(f"{gw.public_url}/v1/users/{user}/documents/1", headers=bearer(token))
         assert allowed.status_code == 200, allowed.text
         denied = http.get(f"{gw.public_url}/v1/users/{user}0/documents/1", headers=bearer(token))
@@ -181,7 +183,7 @@ def test_sdk_tokens_for_either_issuer_on_either_listener(gw_sqlite: Gateway, adm
             jwt.decode(token, options={"verify_signature": False})["iss"]
             == f"{base}/v1/clients/{gw.admin_id}"
         )
-        with client() as http:
+        with http_client() as http:
             response = http.get(f"{gw.admin_url}/v1/clients", params={"limit": 1}, headers=bearer(token))
             assert response.status_code == 200, (base, response.text)
     # An SDK client of the admin API whose own key has no gateway grant: 403, raised by the SDK.

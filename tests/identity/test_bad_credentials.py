@@ -20,7 +20,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.identity.harness import MARK, Gateway, Recorder, client, header
 from tests.identity.keys import (
     Key,
     b64url,
@@ -36,12 +35,15 @@ from tests.identity.keys import (
     x25519_pkcs8_b64,
 )
 from tests.identity.proxying import assert_invalid_token, bearer
+from tests.support.checks import headers_named
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream, http_client
 
 
 @dataclass
 class Setup:
     gw: Gateway
-    recorder: Recorder
+    recorder: Upstream
     a: Key  # client A's active key (A may read the documents below)
     a2: Key  # client A's revoked key
     b: Key  # client B's active key (B may read them too)
@@ -51,9 +53,9 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(gw_sqlite: Gateway, recorder: Recorder) -> Setup:
+def setup(gw_sqlite: Gateway, recorder: Upstream) -> Setup:
     gw = gw_sqlite
-    admin = gw.admin()
+    admin = gw.admin(keep_alive=True)
     try:
         a_id = admin.create_client()["clientId"]
         a = Key.parse(admin.create_key(a_id)["accessKey"])
@@ -66,12 +68,12 @@ def setup(gw_sqlite: Gateway, recorder: Recorder) -> Setup:
         admin.create_record([a_id, b_id], [role], [f"/users/{user}"])
         assert admin.delete(f"/v1/clients/{a_id}/access-keys/{a2.key_id}").status_code == 204
         mark = uuid.uuid4().hex
-        with client() as http:
+        with http_client() as http:
             deadline = time.monotonic() + 2.0
             while http.get(gw.public_url + path, headers={**bearer(a.text), MARK: mark}).status_code != 200:
                 assert time.monotonic() < deadline, "the grant did not take effect"
                 time.sleep(0.05)
-        (identity,) = header(recorder.marked(mark)[0], "x-gateway-identity")
+        (identity,) = headers_named(recorder.marked(mark)[0], "x-gateway-identity")
     finally:
         admin.close()
     return Setup(gw, recorder, a, a2, b, path, identity, Ed25519PrivateKey.generate())
@@ -251,7 +253,7 @@ RAW_AUTHORIZATION: dict[str, Callable[[Setup], str]] = {
 
 def _request(s: Setup, listener: str, authorization: str, mark: str) -> httpx.Response:
     headers = {"Authorization": authorization, MARK: mark}
-    with client() as http:
+    with http_client() as http:
         if listener == "proxy":
             return http.get(s.gw.public_url + s.path, headers=headers)
         return http.get(s.gw.admin_url + "/v1/clients", params={"limit": 1}, headers=headers)
@@ -382,7 +384,7 @@ def test_huge_authorization_header_is_431(setup: Setup, listener: str) -> None:
 def test_two_credentials_are_400(setup: Setup, listener: str) -> None:
     s = setup
     url = s.gw.public_url + s.path if listener == "proxy" else s.gw.admin_url + "/v1/clients"
-    with client() as http:
+    with http_client() as http:
         for twice in (
             [("Authorization", f"Bearer {s.a.text}"), ("Authorization", f"Bearer {s.a.text}")],
             [("Authorization", f"Bearer {s.a.text}"), ("authorization", f"Bearer {s.b.text}")],
@@ -406,7 +408,7 @@ def test_two_credentials_are_400(setup: Setup, listener: str) -> None:
 
 def test_no_credential_is_401_without_error_attribute(setup: Setup) -> None:
     s = setup
-    with client() as http:
+    with http_client() as http:
         mark = uuid.uuid4().hex
         response = http.get(s.gw.public_url + s.path, headers={MARK: mark})
     assert response.status_code == 401
@@ -419,7 +421,7 @@ def test_no_credential_is_401_without_error_attribute(setup: Setup) -> None:
 def test_flood_of_unknown_key_ids_is_refused(setup: Setup) -> None:
     """Random key ids (negatively cached) never pass and never break the gateway."""
     s = setup
-    with client() as http:
+    with http_client() as http:
         for _ in range(40):
             response = http.get(
                 s.gw.public_url + s.path, headers=bearer(s.a.with_parts(key_id=_random_id("acc_")))

@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from gateway.config import StoreURL
-from tests.identity.harness import Gateway, clean_env, client, gateway_command, serving
+from tests.identity.deployment import new_gateway
+from tests.support.harness import Gateway, serving
+from tests.support.processes import clean_env, gateway_command, http_client
 
 # --- policy explain ------------------------------------------------------------------------------
 
@@ -106,7 +108,7 @@ def _state(gw: Gateway, store_url: StoreURL) -> dict[str, Any]:
 
 
 def _fresh(tmp_path: Path, store_url: StoreURL, name: str, policy_file: Path) -> Gateway:
-    return Gateway(tmp_path / name, store_url.url, [policy_file])
+    return new_gateway(tmp_path / name, store_url.url, [policy_file])
 
 
 def test_init_on_an_initialised_store_changes_nothing(
@@ -187,7 +189,7 @@ def test_concurrent_init_makes_exactly_one_admin(
     # The one store the race left behind serves, and the winner's key administers it.
     gw.admin_key, gw.admin_id = winner["accessKey"], winner["clientId"]
     with serving(gw):
-        api = gw.admin()
+        api = gw.admin(keep_alive=True)
         try:
             listed = api.get("/v1/clients")
             assert listed.status_code == 200, listed.text
@@ -215,7 +217,7 @@ def test_serve_refuses_a_store_never_initialised(
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
     # Nothing listens on its ports.
-    with client(1.0) as http:
+    with http_client(1.0) as http:
         for url in (gw.public_url, gw.admin_url):
             with pytest.raises(httpx.ConnectError):
                 http.get(url + "/readyz")

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from gateway.config import StoreURL
-from tests.identity.harness import Gateway, client
+from tests.identity.deployment import new_gateway
+from tests.support.processes import http_client
 
 BURST = 200
 KILL_AFTER = 40
@@ -19,7 +20,7 @@ KILL_AFTER = 40
 def test_kill_9_during_admin_writes_loses_no_acknowledged_write(
     tmp_path: Path, store_url: StoreURL, policy_file: Path
 ) -> None:
-    gw = Gateway(tmp_path / "durable", store_url.url, [policy_file])
+    gw = new_gateway(tmp_path / "durable", store_url.url, [policy_file])
     gw.init()
     gw.start()
     acknowledged: list[str] = []
@@ -27,7 +28,7 @@ def test_kill_9_during_admin_writes_loses_no_acknowledged_write(
     stop = threading.Event()
 
     def writer() -> None:
-        with client(timeout=5.0) as http:
+        with http_client(timeout=5.0) as http:
             for i in range(BURST):
                 if stop.is_set():
                     return
@@ -60,7 +61,7 @@ def test_kill_9_during_admin_writes_loses_no_acknowledged_write(
         assert len(acknowledged) < BURST, "the kill came after the burst ended; it proved nothing"
 
         gw.start()
-        with client() as http:
+        with http_client() as http:
             auth = {"Authorization": f"Bearer {gw.admin_key}"}
             missing = [
                 cid

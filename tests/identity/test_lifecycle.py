@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from tests.identity.harness import ACCOUNT, Gateway, Recorder, client, header
+from tests.identity.deployment import ACCOUNT
 from tests.identity.keys import ED25519_B64_PREFIX, Key, client_jwt
 from tests.identity.proxying import (
     after_deadline_every_request,
@@ -24,6 +24,9 @@ from tests.identity.proxying import (
     identity_claims,
     warm_every_worker,
 )
+from tests.support.checks import headers_named
+from tests.support.harness import Gateway
+from tests.support.processes import Upstream, http_client
 
 CLIENT_ID = re.compile(r"^sc_[A-Za-z0-9]{22}$")
 KEY_ID = re.compile(r"^acc_[A-Za-z0-9]{22}$")
@@ -62,7 +65,7 @@ def expect_status(status: int, error: str | None = None) -> Any:
     return check
 
 
-def test_full_life_of_a_client(gw: Gateway, recorder: Recorder, admin_of: Any, mark: str) -> None:
+def test_full_life_of_a_client(gw: Gateway, recorder: Upstream, admin_of: Any, mark: str) -> None:
     admin = admin_of(gw)
     response = admin.post("/v1/clients", json={"name": "life", "scopes": ["documents.read", "reports.read"]})
     assert response.status_code == 201, response.text
@@ -77,7 +80,7 @@ def test_full_life_of_a_client(gw: Gateway, recorder: Recorder, admin_of: Any, m
     token = client_jwt(key, gw.public_url)
 
     user, path = document_path()
-    with client() as http:
+    with http_client() as http:
         # A new key works on the first request after its creation: authenticated, but no grant.
         for credential in (key.text, token):
             denied = call(http, gw, path, credential, mark)
@@ -96,16 +99,19 @@ def test_full_life_of_a_client(gw: Gateway, recorder: Recorder, admin_of: Any, m
             response = call(http, gw, path, credential, one)
             assert response.status_code == 200, response.text
             (seen,) = recorder.marked(one)
-            assert header(seen, "x-gateway-client-id") == [client_id]
-            assert header(seen, "x-gateway-subject") == [client_id]
-            assert header(seen, "x-gateway-auth-method") == [method]
-            assert header(seen, "x-gateway-route") == ["read-document"]
-            assert sorted(header(seen, "x-gateway-scopes")[0].split()) == ["documents.read", "reports.read"]
-            assert header(seen, "x-gateway-tenant") == []
+            assert headers_named(seen, "x-gateway-client-id") == [client_id]
+            assert headers_named(seen, "x-gateway-subject") == [client_id]
+            assert headers_named(seen, "x-gateway-auth-method") == [method]
+            assert headers_named(seen, "x-gateway-route") == ["read-document"]
+            assert sorted(headers_named(seen, "x-gateway-scopes")[0].split()) == [
+                "documents.read",
+                "reports.read",
+            ]
+            assert headers_named(seen, "x-gateway-tenant") == []
             # Neither a static key nor a client-signed JWT is forwarded.
-            assert header(seen, "authorization") == []
+            assert headers_named(seen, "authorization") == []
             assert not any(key.encoded in v or token in v for _, v in seen["headers"])
-            (identity,) = header(seen, "x-gateway-identity")
+            (identity,) = headers_named(seen, "x-gateway-identity")
             head, claims = identity_claims(gw, identity, audience="documents")
             now = time.time()
             assert head["typ"] == "gateway-identity+jwt"
@@ -121,7 +127,7 @@ def test_granted_within_one_second_on_every_worker(gw: Gateway, admin_of: Any) -
     admin = admin_of(gw)
     client_id, access_key = admin.new_client_with_key()
     user, path = document_path()
-    with client() as http:
+    with http_client() as http:
         assert call(http, gw, path, access_key).status_code == 403
     role_id = admin.create_role(["documents:read"])
     admin.create_record([client_id], [role_id], [f"/users/{user}"])
@@ -137,7 +143,7 @@ def _allowed_client(gw: Gateway, admin: Any, keys: int = 1) -> tuple[str, list[s
 
 
 def _wait_allowed(gw: Gateway, path: str, credentials: list[str]) -> None:
-    with client() as http:
+    with http_client() as http:
         deadline = time.monotonic() + 1.0
         while not all(call(http, gw, path, c).status_code == 200 for c in credentials):
             assert time.monotonic() < deadline, "a grant did not take effect within 1 s"
@@ -145,7 +151,7 @@ def _wait_allowed(gw: Gateway, path: str, credentials: list[str]) -> None:
 
 
 def test_deleted_record_denied_within_one_second(
-    gw: Gateway, recorder: Recorder, admin_of: Any, mark: str
+    gw: Gateway, recorder: Upstream, admin_of: Any, mark: str
 ) -> None:
     admin = admin_of(gw)
     _, (access_key,), path, record_id = _allowed_client(gw, admin)
@@ -168,7 +174,7 @@ def test_deleted_record_denied_within_one_second(
 
 
 def test_revoked_key_refused_within_one_second(
-    gw: Gateway, recorder: Recorder, admin_of: Any, mark: str
+    gw: Gateway, recorder: Upstream, admin_of: Any, mark: str
 ) -> None:
     admin = admin_of(gw)
     client_id, (revoked, kept), path, _ = _allowed_client(gw, admin, keys=2)
@@ -185,7 +191,7 @@ def test_revoked_key_refused_within_one_second(
     )
     assert recorder.marked(f"{mark}-after") == []
     # Only that key: the client's other key (static and as a JWT) still works.
-    with client(fresh=True) as fresh:
+    with http_client(fresh=True) as fresh:
         for credential in (kept, kept_token):
             assert call(fresh, gw, path, credential).status_code == 200
     # Revoking it again: it is not an active key any more.
@@ -193,7 +199,7 @@ def test_revoked_key_refused_within_one_second(
 
 
 def test_deleted_client_refused_within_one_second(
-    gw: Gateway, recorder: Recorder, admin_of: Any, mark: str
+    gw: Gateway, recorder: Upstream, admin_of: Any, mark: str
 ) -> None:
     admin = admin_of(gw)
     client_id, (access_key,), path, _ = _allowed_client(gw, admin)
@@ -212,7 +218,7 @@ def test_deleted_client_refused_within_one_second(
 
 
 def test_disabled_client_refused_within_one_second(
-    gw: Gateway, recorder: Recorder, admin_of: Any, mark: str
+    gw: Gateway, recorder: Upstream, admin_of: Any, mark: str
 ) -> None:
     admin = admin_of(gw)
     client_id, (access_key,), path, _ = _allowed_client(gw, admin)
@@ -267,7 +273,7 @@ def test_access_key_never_shown_again(gw: Gateway, admin_of: Any) -> None:
 
     own = gw.admin(access_key)
     seen: list[str] = []
-    with client() as http:
+    with http_client() as http:
         # Use the key in every way a log line might catch it.
         seen.append(call(http, gw, path, access_key).text)
         seen.append(http.get(gw.public_url + path, params={"access_token": access_key}).text)

@@ -8,7 +8,8 @@ import time
 import uuid
 from typing import Any
 
-from tests.identity.harness import Api, Gateway, record_body
+from tests.support.admin import Api, record_body
+from tests.support.harness import Gateway
 
 
 def _settled(api: Api, path: str, status: int = 200, timeout: float = 1.5) -> None:

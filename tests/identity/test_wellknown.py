@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.identity.harness import Gateway, client
 from tests.identity.keys import Key
+from tests.support.harness import Gateway
+from tests.support.processes import http_client
 
 
 def _b64url(data: bytes) -> str:
@@ -25,7 +26,7 @@ def test_client_discovery_and_jwks(gw: Gateway, admin_of: Any, listener: str) ->
     issuer = f"{base}/v1/clients/{client_id}"
     query = {"kid": keys[0].key_id, "iss": base.removeprefix("http://")}
 
-    with client() as http:
+    with http_client() as http:
         for params in ({}, query):
             # No credential needed (verifiers fetch these anonymously); query strings ignored.
             config = http.get(f"{issuer}/.well-known/openid-configuration", params=params)
@@ -58,7 +59,7 @@ def test_client_discovery_and_jwks(gw: Gateway, admin_of: Any, listener: str) ->
 
 
 def test_gateway_jwks_on_both_listeners(gw: Gateway) -> None:
-    with client() as http:
+    with http_client() as http:
         public = http.get(f"{gw.public_url}/.well-known/jwks.json")
         alias = http.get(f"{gw.public_url}/.well-known/openid-configuration/jwks")
         admin = http.get(f"{gw.admin_url}/.well-known/jwks.json")

@@ -8,14 +8,14 @@ changes them (reload, shutdown). Every process is stopped in teardown.
 from __future__ import annotations
 
 import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import Gateway, Upstream, http_client
+from tests.support.harness import Gateway, running_gateway
+from tests.support.processes import Upstream, http_client
 
 POLICY = """\
 upstreams:
@@ -69,11 +69,8 @@ routes:
 
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    server = Upstream(tmp_path_factory.mktemp("upstream"))
-    try:
+    with Upstream(tmp_path_factory.mktemp("upstream")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -94,20 +91,11 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, de
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
     """The main gateway: default limits, no trusted proxies, one worker."""
-    gw = Gateway(tmp_path_factory.mktemp("gateway"), [policy_file])
-    try:
+    with running_gateway(tmp_path_factory.mktemp("gateway"), [policy_file]) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
     with http_client() as client:
         yield client
-
-
-@pytest.fixture
-def mark() -> str:
-    """A value for X-Test-Mark, to find this test's requests at the upstream."""
-    return uuid.uuid4().hex

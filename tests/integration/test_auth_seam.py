@@ -8,7 +8,8 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import error_body
-from tests.support.processes import MARK, Gateway, Upstream
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream
 
 PROTECTED = [("GET", "/v1/docs/42"), ("POST", "/v1/events")]
 

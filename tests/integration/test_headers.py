@@ -13,7 +13,8 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import gateway_like, headers_named
-from tests.support.processes import MARK, Gateway, Upstream, http_client
+from tests.support.harness import Gateway, running_gateway
+from tests.support.processes import MARK, Upstream, http_client
 
 HOP_BY_HOP = (
     "connection",
@@ -31,11 +32,10 @@ GENERATED_ID = re.compile(r"^[0-9a-f]{24}$")
 @pytest.fixture(scope="module")
 def trusting_gateway(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
     """A second gateway that believes X-Forwarded-* from 127.0.0.1 (where the tests run)."""
-    gw = Gateway(tmp_path_factory.mktemp("trusting"), [policy_file], trusted_proxies=["127.0.0.1/32"])
-    try:
+    with running_gateway(
+        tmp_path_factory.mktemp("trusting"), [policy_file], trusted_proxies=["127.0.0.1/32"]
+    ) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def forwarded(
@@ -138,7 +138,7 @@ def test_inbound_x_gateway_headers_are_dropped_in_every_spelling(
 def test_gateway_identity_headers_arrive_exactly_once(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    http.get(gateway.url + "/v1/users/me", headers={MARK: mark}).raise_for_status()
+    http.get(gateway.proxy_url + "/v1/users/me", headers={MARK: mark}).raise_for_status()
     [record] = upstream.marked(mark)
     assert headers_named(record, "x-gateway-route") == ["users-me"]
     assert headers_named(record, "x-gateway-auth-method") == ["none"]
@@ -228,8 +228,8 @@ def test_malformed_request_id_is_replaced_and_echoed(
 def test_request_id_generated_when_absent(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    first = http.get(gateway.url + "/echo/rid", headers={MARK: mark}).headers["x-request-id"]
-    second = http.get(gateway.url + "/echo/rid", headers={MARK: mark}).headers["x-request-id"]
+    first = http.get(gateway.proxy_url + "/echo/rid", headers={MARK: mark}).headers["x-request-id"]
+    second = http.get(gateway.proxy_url + "/echo/rid", headers={MARK: mark}).headers["x-request-id"]
     assert GENERATED_ID.match(first) and GENERATED_ID.match(second) and first != second
     assert [headers_named(r, "x-request-id") for r in upstream.marked(mark)] == [[first], [second]]
 
@@ -274,11 +274,11 @@ def test_upstream_cookies_are_not_replayed_into_later_requests(
     # One caller gets Set-Cookie from the upstream; a later caller (without cookies) must not
     # arrive upstream carrying them: the gateway's upstream client keeps no cookie jar.
     with http_client() as first_caller:
-        first = first_caller.get(gateway.url + "/echo/cookie?up_cookie=1", headers={MARK: mark})
+        first = first_caller.get(gateway.proxy_url + "/echo/cookie?up_cookie=1", headers={MARK: mark})
         assert first.headers.get_list("set-cookie")
     for _ in range(3):
         with http_client() as later_caller:
-            later_caller.get(gateway.url + "/echo/cookie", headers={MARK: mark}).raise_for_status()
+            later_caller.get(gateway.proxy_url + "/echo/cookie", headers={MARK: mark}).raise_for_status()
     records = upstream.marked(mark)
     assert len(records) == 4
     for record in records:

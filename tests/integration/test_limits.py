@@ -11,7 +11,8 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import error_body
-from tests.support.processes import MARK, Gateway, Upstream
+from tests.support.harness import Gateway, running_gateway
+from tests.support.processes import MARK, Upstream
 
 MAX_HEADER_BYTES = 4096
 MAX_HEADERS = 20
@@ -20,19 +21,9 @@ MAX_BODY = 64 * 1024
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    gw = Gateway(
-        tmp_path_factory.mktemp("limited"),
-        [policy_file],
-        limits={
-            "max_header_bytes": "4KiB",
-            "max_headers": MAX_HEADERS,
-            "max_body_bytes": "64KiB",
-        },
-    )
-    try:
+    limits = {"max_header_bytes": "4KiB", "max_headers": MAX_HEADERS, "max_body_bytes": "64KiB"}
+    with running_gateway(tmp_path_factory.mktemp("limited"), [policy_file], limits=limits) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def wait_arrived(upstream: Upstream, mark: str, timeout: float = 5.0) -> dict:

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.support import rawhttp
+from tests.support.harness import Gateway, running_gateway
 from tests.support.metrics import delta, scrape
-from tests.support.processes import Gateway, running_gateway
 
 REQUESTS = "gateway_requests_total"
 
@@ -119,9 +119,7 @@ def test_metrics_page_is_prometheus_text(gateway: Gateway, http: httpx.Client) -
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
     """`--workers 2` with the default metrics set-up (the gateway makes its own folder)."""
-    with running_gateway(
-        tmp_path_factory.mktemp("two-workers"), [policy_file], args=["--workers", "2"]
-    ) as gw:
+    with running_gateway(tmp_path_factory.mktemp("two-workers"), [policy_file], workers=2) as gw:
         yield gw
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import error_body
-from tests.support.processes import MARK, Gateway, Upstream
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream
 
 AMBIGUOUS = [
     # an encoded separator inside a segment, any case

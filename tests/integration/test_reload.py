@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import Gateway, Upstream, http_client, running_gateway
+from tests.support.harness import Gateway, running_gateway
+from tests.support.processes import Upstream, http_client
 
 ROUTE = "  - {{id: {id}, match: GET /{id}, upstream: main, auth: none}}\n"
 
@@ -65,10 +66,10 @@ def test_changed_policy_file_is_served_within_seconds(
     polling_gateway: Gateway, policy_dir: Path, upstream: Upstream, http: httpx.Client
 ) -> None:
     gw = polling_gateway
-    assert status(http, gw.url + "/after") == 404
+    assert status(http, gw.proxy_url + "/after") == 404
     write_atomically(policy_dir / "routes.yaml", policy_text(upstream, "before", "after"))
-    assert wait_status(gw.url + "/after", 200, timeout=3.0) < 3.0
-    assert status(http, gw.url + "/before") == 200
+    assert wait_status(gw.proxy_url + "/after", 200, timeout=3.0) < 3.0
+    assert status(http, gw.proxy_url + "/before") == 200
     gw.wait_for_log("policy reloaded")
 
 
@@ -76,16 +77,16 @@ def test_new_policy_file_in_a_folder_is_picked_up(
     polling_gateway: Gateway, policy_dir: Path, upstream: Upstream, http: httpx.Client
 ) -> None:
     write_atomically(policy_dir / "more.yaml", f"routes:\n{ROUTE.format(id='extra')}")
-    wait_status(polling_gateway.url + "/extra", 200, timeout=3.0)
-    assert status(http, polling_gateway.url + "/before") == 200
+    wait_status(polling_gateway.proxy_url + "/extra", 200, timeout=3.0)
+    assert status(http, polling_gateway.proxy_url + "/before") == 200
 
 
 def test_removed_route_stops_being_served(
     polling_gateway: Gateway, policy_dir: Path, upstream: Upstream, http: httpx.Client
 ) -> None:
     write_atomically(policy_dir / "routes.yaml", policy_text(upstream, "other"))
-    wait_status(polling_gateway.url + "/other", 200, timeout=3.0)
-    assert status(http, polling_gateway.url + "/before") == 404
+    wait_status(polling_gateway.proxy_url + "/other", 200, timeout=3.0)
+    assert status(http, polling_gateway.proxy_url + "/before") == 404
 
 
 def test_invalid_policy_is_refused_and_old_rules_keep_serving(
@@ -106,12 +107,12 @@ def test_invalid_policy_is_refused_and_old_rules_keep_serving(
     assert "route broken-route" in log
     assert "upstream: no upstream named 'nowhere'" in log
     time.sleep(0.5)  # several more polls: still refused, nothing half-applied
-    assert status(http, gw.url + "/before") == 200
-    assert status(http, gw.url + "/added") == 404  # the valid part of a refused version is not served
-    assert status(http, gw.url + "/broken") == 404
+    assert status(http, gw.proxy_url + "/before") == 200
+    assert status(http, gw.proxy_url + "/added") == 404  # the valid part of a refused version is not served
+    assert status(http, gw.proxy_url + "/broken") == 404
     # a fixed version is taken again
     write_atomically(file, policy_text(upstream, "before", "added"))
-    wait_status(gw.url + "/added", 200, timeout=3.0)
+    wait_status(gw.proxy_url + "/added", 200, timeout=3.0)
 
 
 def test_unparseable_policy_is_refused_with_file_and_line(
@@ -123,7 +124,7 @@ def test_unparseable_policy_is_refused_with_file_and_line(
     write_atomically(file, "routes:\n  - {id: x, match: [unclosed\n")
     log = gw.wait_for_log("policy reload refused", timeout=3.0, start=offset)
     assert f"{file}: not valid YAML" in log
-    assert status(http, gw.url + "/before") == 200
+    assert status(http, gw.proxy_url + "/before") == 200
 
 
 def test_sighup_reloads_when_polling_is_off(
@@ -134,25 +135,23 @@ def test_sighup_reloads_when_polling_is_off(
     with running_gateway(tmp_path / "gw", [policy_dir], reload={"interval": 0}) as gw:
         write_atomically(file, policy_text(upstream, "before", "after"))
         time.sleep(0.6)
-        assert status(http, gw.url + "/after") == 404  # polling is off: nothing changed yet
+        assert status(http, gw.proxy_url + "/after") == 404  # polling is off: nothing changed yet
         gw.send_signal(signal.SIGHUP)
-        wait_status(gw.url + "/after", 200, timeout=3.0)
-        assert gw.proc.poll() is None  # SIGHUP reloads, it does not stop the gateway
+        wait_status(gw.proxy_url + "/after", 200, timeout=3.0)
+        assert gw.proc is not None and gw.proc.poll() is None  # SIGHUP reloads, it does not stop the gateway
 
 
 @pytest.mark.slow
 def test_sighup_reloads_every_worker(tmp_path: Path, policy_dir: Path, upstream: Upstream) -> None:
     file = policy_dir / "routes.yaml"
     file.write_text(policy_text(upstream, "before"))
-    with running_gateway(
-        tmp_path / "gw", [policy_dir], reload={"interval": 0}, args=["--workers", "2"]
-    ) as gw:
+    with running_gateway(tmp_path / "gw", [policy_dir], reload={"interval": 0}, workers=2) as gw:
         write_atomically(file, policy_text(upstream, "before", "after"))
         gw.send_signal(signal.SIGHUP)
-        wait_status(gw.url + "/after", 200, timeout=3.0)
+        wait_status(gw.proxy_url + "/after", 200, timeout=3.0)
         time.sleep(0.5)  # let the other worker finish its reload too
         statuses = []
         for _ in range(30):  # fresh connections, spread over both workers
             with http_client(2.0) as fresh:
-                statuses.append(fresh.get(gw.url + "/after").status_code)
+                statuses.append(fresh.get(gw.proxy_url + "/after").status_code)
         assert statuses == [200] * 30

@@ -8,7 +8,8 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import error_body, headers_named
-from tests.support.processes import MARK, Gateway, Upstream
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream
 
 
 def route_of(upstream: Upstream, mark: str) -> str:
@@ -33,7 +34,7 @@ def route_of(upstream: Upstream, mark: str) -> str:
 def test_most_specific_route_wins(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str, path: str, route: str
 ) -> None:
-    response = http.get(gateway.url + path, headers={MARK: mark})
+    response = http.get(gateway.proxy_url + path, headers={MARK: mark})
     assert response.status_code == 200, response.text
     assert route_of(upstream, mark) == route
     assert upstream.marked(mark)[0]["raw_path"] == path
@@ -55,7 +56,7 @@ def test_named_method_beats_star(
 def test_get_route_answers_head_forwarded_as_head(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    response = http.head(gateway.url + "/head/implicit", headers={MARK: mark})
+    response = http.head(gateway.proxy_url + "/head/implicit", headers={MARK: mark})
     assert response.status_code == 200
     assert response.content == b""
     [record] = upstream.marked(mark)
@@ -66,10 +67,10 @@ def test_get_route_answers_head_forwarded_as_head(
 def test_head_route_beats_get_route_for_head(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    http.head(gateway.url + "/head/explicit", headers={MARK: mark}).raise_for_status()
+    http.head(gateway.proxy_url + "/head/explicit", headers={MARK: mark}).raise_for_status()
     assert route_of(upstream, mark) == "head-head"
     get_mark = mark + "-get"
-    http.get(gateway.url + "/head/explicit", headers={MARK: get_mark}).raise_for_status()
+    http.get(gateway.proxy_url + "/head/explicit", headers={MARK: get_mark}).raise_for_status()
     assert route_of(upstream, get_mark) == "head-get"
 
 
@@ -77,7 +78,7 @@ def test_head_on_post_only_route_is_not_found(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
     # /v1/events has only a POST route: HEAD is answered by no route at all
-    response = http.request("HEAD", gateway.url + "/v1/events", headers={MARK: mark})
+    response = http.request("HEAD", gateway.proxy_url + "/v1/events", headers={MARK: mark})
     assert response.status_code == 404
     assert upstream.marked(mark) == []
 
@@ -85,8 +86,8 @@ def test_head_on_post_only_route_is_not_found(
 def test_trailing_slash_is_a_different_path(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    http.get(gateway.url + "/slash/x", headers={MARK: mark + "-bare"}).raise_for_status()
-    http.get(gateway.url + "/slash/x/", headers={MARK: mark + "-slash"}).raise_for_status()
+    http.get(gateway.proxy_url + "/slash/x", headers={MARK: mark + "-bare"}).raise_for_status()
+    http.get(gateway.proxy_url + "/slash/x/", headers={MARK: mark + "-slash"}).raise_for_status()
     assert route_of(upstream, mark + "-bare") == "slash-bare"
     assert route_of(upstream, mark + "-slash") == "slash-trailing"
     assert upstream.marked(mark + "-slash")[0]["raw_path"] == "/slash/x/"
@@ -95,7 +96,7 @@ def test_trailing_slash_is_a_different_path(
 def test_trailing_slash_does_not_match_the_bare_route(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    response = http.get(gateway.url + "/slash/y/", headers={MARK: mark})
+    response = http.get(gateway.proxy_url + "/slash/y/", headers={MARK: mark})
     error_body(response, 404, "not_found")
     assert upstream.marked(mark) == []
 
@@ -113,7 +114,7 @@ def test_methods_are_case_sensitive(gateway: Gateway, upstream: Upstream, mark: 
 def test_unmatched_request_gets_404_json_and_never_reaches_upstream(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    response = http.get(gateway.url + "/no/such/route", headers={MARK: mark})
+    response = http.get(gateway.proxy_url + "/no/such/route", headers={MARK: mark})
     error_body(response, 404, "not_found")
     assert upstream.marked(mark) == []
 
@@ -121,7 +122,7 @@ def test_unmatched_request_gets_404_json_and_never_reaches_upstream(
 def test_wrong_method_on_existing_path_is_404(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
-    response = http.delete(gateway.url + "/v1/users/me", headers={MARK: mark})
+    response = http.delete(gateway.proxy_url + "/v1/users/me", headers={MARK: mark})
     error_body(response, 404, "not_found")
     assert upstream.marked(mark) == []
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import MARK, Gateway, Upstream, http_client, listening
+from tests.support.harness import Gateway, running_gateway
+from tests.support.processes import MARK, Upstream, http_client, listening
 
 
 def wait_arrived(upstream: Upstream, mark: str, timeout: float = 5.0) -> None:
@@ -30,7 +31,7 @@ def in_flight_request_survives(gw: Gateway, upstream: Upstream, mark: str, sig: 
     def call() -> None:
         try:
             with http_client(timeout=15) as client:
-                results.append(client.get(gw.url + "/echo/slow?up_sleep=1", headers={MARK: mark}))
+                results.append(client.get(gw.proxy_url + "/echo/slow?up_sleep=1", headers={MARK: mark}))
         except BaseException as exc:
             results.append(exc)
 
@@ -55,40 +56,28 @@ def in_flight_request_survives(gw: Gateway, upstream: Upstream, mark: str, sig: 
 def test_in_flight_request_completes_after_sigterm(
     tmp_path: Path, policy_file: Path, upstream: Upstream, mark: str
 ) -> None:
-    gw = Gateway(tmp_path, [policy_file], shutdown_timeout="20s")
-    try:
+    with running_gateway(tmp_path, [policy_file], shutdown_timeout="20s") as gw:
         in_flight_request_survives(gw, upstream, mark, signal.SIGTERM)
-    finally:
-        gw.stop()
 
 
 def test_in_flight_request_completes_after_sigint(
     tmp_path: Path, policy_file: Path, upstream: Upstream, mark: str
 ) -> None:
-    gw = Gateway(tmp_path, [policy_file], shutdown_timeout="20s")
-    try:
+    with running_gateway(tmp_path, [policy_file], shutdown_timeout="20s") as gw:
         in_flight_request_survives(gw, upstream, mark, signal.SIGINT)
-    finally:
-        gw.stop()
 
 
 @pytest.mark.slow
 def test_in_flight_request_completes_after_sigterm_with_two_workers(
     tmp_path: Path, policy_file: Path, upstream: Upstream, mark: str
 ) -> None:
-    gw = Gateway(tmp_path, [policy_file], shutdown_timeout="20s", args=["--workers", "2"])
-    try:
+    with running_gateway(tmp_path, [policy_file], shutdown_timeout="20s", workers=2) as gw:
         in_flight_request_survives(gw, upstream, mark, signal.SIGTERM)
-    finally:
-        gw.stop()
 
 
 def test_idle_gateway_exits_0_promptly_on_sigterm(tmp_path: Path, policy_file: Path) -> None:
-    gw = Gateway(tmp_path, [policy_file])
-    try:
+    with running_gateway(tmp_path, [policy_file]) as gw:
         started = time.monotonic()
         gw.send_signal(signal.SIGTERM)
         assert gw.wait(10) == 0, gw.log()
         assert time.monotonic() - started < 5
-    finally:
-        gw.stop()

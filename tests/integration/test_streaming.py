@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import pytest
 
 from tests.support.data import pattern, pattern_digest
-from tests.support.processes import MARK, Gateway, Upstream, http_client, status_kib
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream, http_client, status_kib
 
 MiB = 1024 * 1024
 SIZE = 480 * MiB
@@ -58,7 +59,7 @@ def test_large_upload_streams_with_bounded_memory(gateway: Gateway, upstream: Up
             yield piece
 
     with peak_rss(gateway.pid) as peak, http_client(timeout=60) as client:
-        response = client.post(gateway.url + "/echo/upload", content=body(), headers={MARK: mark})
+        response = client.post(gateway.proxy_url + "/echo/upload", content=body(), headers={MARK: mark})
     assert response.status_code == 200, response.text[:500]
     received = response.json()
     assert received["body_bytes"] == SIZE
@@ -72,7 +73,7 @@ def test_large_upload_with_content_length_streams(gateway: Gateway, upstream: Up
     size = SIZE // 2
     with peak_rss(gateway.pid) as peak, http_client(timeout=60) as client:
         response = client.post(
-            gateway.url + "/echo/upload",
+            gateway.proxy_url + "/echo/upload",
             content=pattern(size),
             headers={MARK: mark, "Content-Length": str(size)},
         )
@@ -94,7 +95,7 @@ def test_large_download_streams_with_bounded_memory(gateway: Gateway, mark: str,
     with (
         peak_rss(gateway.pid) as peak,
         http_client(timeout=60) as client,
-        client.stream("GET", f"{gateway.url}/echo/download?{query}", headers={MARK: mark}) as response,
+        client.stream("GET", f"{gateway.proxy_url}/echo/download?{query}", headers={MARK: mark}) as response,
     ):
         assert response.status_code == 200
         if not chunked:

@@ -10,14 +10,15 @@ import pytest
 
 from tests.support import rawhttp
 from tests.support.checks import error_body
-from tests.support.processes import MARK, Gateway, Upstream
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, Upstream
 
 BREAK_AFTER = 65536  # the upstream announces 4× this, sends this much, then drops the connection
 
 
 def test_unreachable_upstream_is_502(gateway: Gateway, http: httpx.Client) -> None:
     started = time.monotonic()
-    response = http.get(gateway.url + "/dead")
+    response = http.get(gateway.proxy_url + "/dead")
     error_body(response, 502, "bad_gateway")
     assert time.monotonic() - started < 5
 
@@ -26,7 +27,7 @@ def test_upstream_silent_beyond_its_timeout_is_504(
     gateway: Gateway, upstream: Upstream, http: httpx.Client, mark: str
 ) -> None:
     started = time.monotonic()
-    response = http.get(gateway.url + "/slow?up_sleep=3", headers={MARK: mark})
+    response = http.get(gateway.proxy_url + "/slow?up_sleep=3", headers={MARK: mark})
     elapsed = time.monotonic() - started
     error_body(response, 504, "gateway_timeout")
     assert 0.4 < elapsed < 2.5, elapsed  # the route's upstream has `timeout: 0.5s`
@@ -34,11 +35,11 @@ def test_upstream_silent_beyond_its_timeout_is_504(
 
 
 def test_upstream_answering_within_its_timeout_passes(gateway: Gateway, http: httpx.Client) -> None:
-    assert http.get(gateway.url + "/slow?up_sleep=0.1").status_code == 200
+    assert http.get(gateway.proxy_url + "/slow?up_sleep=0.1").status_code == 200
 
 
 def test_upstream_error_status_is_passed_through_not_rewritten(gateway: Gateway, http: httpx.Client) -> None:
-    response = http.get(gateway.url + "/echo/status?up_status=503")
+    response = http.get(gateway.proxy_url + "/echo/status?up_status=503")
     assert response.status_code == 503
     assert response.json()["raw_path"] == "/echo/status"  # the upstream's body, not a gateway error
 
@@ -65,7 +66,7 @@ def test_response_broken_mid_body_chunked_is_truncated(gateway: Gateway, mark: s
 
 def test_httpx_sees_a_broken_response_as_an_error(gateway: Gateway, http: httpx.Client) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
-        http.get(gateway.url + f"/echo/break?up_break={BREAK_AFTER}")
+        http.get(gateway.proxy_url + f"/echo/break?up_break={BREAK_AFTER}")
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])

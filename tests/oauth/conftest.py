@@ -9,7 +9,6 @@ their own deployments with `launch`.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _PG_UNAVAILABLE, PG_BASE
-from tests.oauth.harness import API_AUDIENCE, Gateway, Recorder, write_policy
+from tests.oauth.deployment import API_AUDIENCE, SETTINGS, write_routes
+from tests.support.harness import Gateway
+from tests.support.postgres import Schemas, require_postgres
+from tests.support.processes import Upstream
 
 Launch = Callable[..., Gateway]
 
@@ -27,23 +28,20 @@ NO_THROTTLE = {"failures_per_client": 100_000, "failures_per_address": 100_000}
 
 
 @pytest.fixture(scope="session")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
-    recorder = Recorder(tmp_path_factory.mktemp("upstream"))
-    try:
-        yield recorder
-    finally:
-        recorder.stop()
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    with Upstream(tmp_path_factory.mktemp("upstream")) as server:
+        yield server
 
 
-def _launcher(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> tuple[Launch, list[Gateway]]:
+def _launcher(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> tuple[Launch, list[Gateway]]:
     started: list[Gateway] = []
 
     def launch(
         name: str = "gw", *, store: str | None = None, init: bool = True, start: bool = True, **kwargs: Any
     ) -> Gateway:
         directory = tmp_path_factory.mktemp(name)
-        policy = write_policy(directory / "policies", upstream.url)
-        gw = Gateway(directory, store or f"sqlite:///{directory}/gateway.db", [policy], **kwargs)
+        policy = write_routes(directory / "policies", upstream.url)
+        gw = Gateway(directory, store, [policy], **{**SETTINGS, **kwargs})
         started.append(gw)
         if init:
             gw.init()
@@ -55,7 +53,7 @@ def _launcher(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> t
 
 
 @pytest.fixture(scope="module")
-def launch(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator[Launch]:
+def launch(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Launch]:
     """Start gateways for one module; all are stopped at its end."""
     fn, started = _launcher(tmp_path_factory, upstream)
     try:
@@ -66,7 +64,7 @@ def launch(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iter
 
 
 @pytest.fixture(scope="session")
-def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Gateway]:
     """The shared deployment: SQLite, one worker, default token settings, no throttling."""
     fn, started = _launcher(tmp_path_factory, upstream)
     try:
@@ -79,25 +77,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Recorder) -> Iterator
 @pytest.fixture(scope="module")
 def pg_schema() -> Iterator[Callable[[], str]]:
     """Fresh PostgreSQL schemas (as store URLs) for one module, dropped at its end."""
-    if _PG_UNAVAILABLE:
-        pytest.skip(_PG_UNAVAILABLE)
-    import psycopg
-
-    made: list[str] = []
-
-    def make() -> str:
-        schema = "t_oauth_" + secrets.token_hex(5)
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        made.append(schema)
-        return f"{PG_BASE}?options=-csearch_path%3D{schema}"
-
+    require_postgres()
+    schemas = Schemas("t_oauth_")
     try:
-        yield make
+        yield schemas.new
     finally:
-        with psycopg.connect(PG_BASE, autocommit=True) as conn:
-            for schema in made:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        schemas.drop_all()
 
 
 # --- service clients ------------------------------------------------------------------------------

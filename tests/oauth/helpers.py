@@ -15,7 +15,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tests.oauth.harness import MARK, Gateway, http, new_mark
+from tests.support.harness import Gateway
+from tests.support.processes import MARK, http_client, new_mark
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -32,7 +33,7 @@ ERRORS = {
 
 def post(url: str, **kwargs: Any) -> httpx.Response:
     """One request over a fresh connection."""
-    with http(fresh=True) as client:
+    with http_client(fresh=True) as client:
         return client.post(url, **kwargs)
 
 
@@ -81,7 +82,7 @@ def proxy_get(gw: Gateway, path: str, token: str | None, mark: str | None = None
     headers = {MARK: mark or new_mark()}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    with http(fresh=True) as client:
+    with http_client(fresh=True) as client:
         return client.get(gw.proxy_url + path, headers=headers)
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.client import ServiceClientTokenProvider
 from tests.oauth.conftest import Svc, new_client
-from tests.oauth.harness import API_AUDIENCE, Gateway, Recorder, header, http, new_mark
+from tests.oauth.deployment import API_AUDIENCE
 from tests.oauth.helpers import (
     JWT_BEARER,
     assert_issued,
@@ -27,6 +27,9 @@ from tests.oauth.helpers import (
     raw_basic,
     unverified,
 )
+from tests.support.checks import headers_named
+from tests.support.harness import Gateway
+from tests.support.processes import Upstream, http_client, new_mark
 
 
 def claims_of(token: str) -> dict[str, object]:
@@ -54,7 +57,7 @@ def test_json_snake_case(gw: Gateway) -> None:
     assert proxy_get(gw, "/things", issued["access_token"]).status_code == 200
 
 
-def test_json_camel_case_with_scope_array_and_audience(gw: Gateway, upstream: Recorder) -> None:
+def test_json_camel_case_with_scope_array_and_audience(gw: Gateway, upstream: Upstream) -> None:
     svc = new_client(gw)
     response = post(
         gw.token_url,
@@ -72,14 +75,14 @@ def test_json_camel_case_with_scope_array_and_audience(gw: Gateway, upstream: Re
     claims = claims_of(issued["access_token"])
     assert claims["aud"] == API_AUDIENCE and claims["client_id"] == svc.client_id
     mark = new_mark()
-    with http(fresh=True) as h:
+    with http_client(fresh=True) as h:
         answer = h.post(
             gw.proxy_url + "/things",
             headers={"Authorization": f"Bearer {issued['access_token']}", "x-test-mark": mark},
         )
     assert answer.status_code == 200, answer.text
     [record] = upstream.marked(mark)
-    assert header(record, "x-gateway-auth-method") == ["gateway_jwt"]
+    assert headers_named(record, "x-gateway-auth-method") == ["gateway_jwt"]
 
 
 def test_json_audience_as_a_one_element_array(gw: Gateway) -> None:
@@ -119,7 +122,7 @@ def test_json_refuses_what_a_form_would_refuse(gw: Gateway) -> None:
 # --- an access key as the client secret ----------------------------------------------------
 
 
-def test_access_key_as_client_secret(gw: Gateway, upstream: Recorder) -> None:
+def test_access_key_as_client_secret(gw: Gateway, upstream: Upstream) -> None:
     svc = new_client(gw, secret=False, access_key=True)
     requests = [
         {
@@ -148,7 +151,7 @@ def test_access_key_as_client_secret(gw: Gateway, upstream: Recorder) -> None:
         mark = new_mark()
         assert proxy_get(gw, "/things", issued["access_token"], mark).status_code == 200
         [record] = upstream.marked(mark)
-        assert header(record, "x-gateway-auth-method") == ["gateway_jwt"]
+        assert headers_named(record, "x-gateway-auth-method") == ["gateway_jwt"]
 
 
 def client_with_plus_in_its_key(gw: Gateway) -> Svc:
@@ -232,7 +235,7 @@ def cli_client_jwt(gw: Gateway, access_key: str) -> str:
     return str(data["access_token"])
 
 
-def test_jwt_bearer_with_the_assertion_in_the_form(gw: Gateway, upstream: Recorder) -> None:
+def test_jwt_bearer_with_the_assertion_in_the_form(gw: Gateway, upstream: Upstream) -> None:
     # The client, its scope, audience and access key from the command line.
     made = gw.run_json(
         "clients", "create", "--name", f"cli-{uuid.uuid4().hex[:6]}",
@@ -259,8 +262,8 @@ def test_jwt_bearer_with_the_assertion_in_the_form(gw: Gateway, upstream: Record
     mark = new_mark()
     assert proxy_get(gw, "/things", issued["access_token"], mark).status_code == 200
     [record] = upstream.marked(mark)
-    assert header(record, "x-gateway-auth-method") == ["gateway_jwt"]
-    assert header(record, "x-gateway-client-id") == [svc.client_id]
+    assert headers_named(record, "x-gateway-auth-method") == ["gateway_jwt"]
+    assert headers_named(record, "x-gateway-client-id") == [svc.client_id]
 
 
 def test_jwt_bearer_with_the_assertion_as_a_bearer_header(gw: Gateway) -> None:
@@ -312,7 +315,7 @@ def test_jwt_bearer_claims_in_the_assertion_grant_nothing(gw: Gateway) -> None:
     assert_oauth_error(response, 400, "invalid_scope")
 
 
-def test_jwt_bearer_refuses_tokens_identity_jwts_and_foreign_jwts(gw: Gateway, upstream: Recorder) -> None:
+def test_jwt_bearer_refuses_tokens_identity_jwts_and_foreign_jwts(gw: Gateway, upstream: Upstream) -> None:
     svc = new_client(gw, access_key=True)
     gateway_token = assert_issued(
         post(
@@ -324,7 +327,7 @@ def test_jwt_bearer_refuses_tokens_identity_jwts_and_foreign_jwts(gw: Gateway, u
     mark = new_mark()
     assert proxy_get(gw, "/things", gateway_token, mark).status_code == 200
     [record] = upstream.marked(mark)
-    [identity_jwt] = header(record, "x-gateway-identity")
+    [identity_jwt] = headers_named(record, "x-gateway-identity")
 
     stranger = Ed25519PrivateKey.generate()
     now = int(time.time())

@@ -9,7 +9,6 @@ import time
 import httpx
 
 from tests.oauth.conftest import Svc, new_client
-from tests.oauth.harness import Gateway
 from tests.oauth.helpers import (
     assert_issued,
     assert_oauth_error,
@@ -22,6 +21,7 @@ from tests.oauth.helpers import (
     gateway_signing_key,
     post,
 )
+from tests.support.harness import Gateway
 
 
 def token_of(gw: Gateway, svc: Svc, **form: str) -> str:
@@ -89,12 +89,12 @@ def test_another_clients_token_is_inactive_without_gateway_introspect(gw: Gatewa
     assert answer(introspect(gw, other, token)) == {"active": False}
 
     # A permission on something else does not do.
-    gw.admin().grant(other.client_id, ["gateway:introspect"], "/gateway/elsewhere")
-    gw.admin().grant(other.client_id, ["things:read"], "/gateway/introspect")
+    gw.admin().grant(other.client_id, ["gateway:introspect"], ["/gateway/elsewhere"])
+    gw.admin().grant(other.client_id, ["things:read"], ["/gateway/introspect"])
     time.sleep(1.0)  # grant changes reach every worker within 1 s
     assert answer(introspect(gw, other, token)) == {"active": False}
 
-    gw.admin().grant(other.client_id, ["gateway:introspect"], "/gateway/introspect")
+    gw.admin().grant(other.client_id, ["gateway:introspect"], ["/gateway/introspect"])
     deadline = time.monotonic() + 1.0
     while True:
         body = answer(introspect(gw, other, token))

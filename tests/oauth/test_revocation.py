@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from tests.oauth.conftest import Launch, Svc, new_client
-from tests.oauth.harness import Gateway
 from tests.oauth.helpers import (
     JWT_BEARER,
     assert_issued,
@@ -24,6 +23,7 @@ from tests.oauth.helpers import (
     post,
     proxy_get,
 )
+from tests.support.harness import Gateway
 
 WITHIN = 1.0  # seconds (contract §2, §3)
 PROBES = 12  # fresh connections after the deadline, spread over the workers

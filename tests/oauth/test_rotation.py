@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.config import load_config
 from gateway.store import open_store
 from tests.oauth.conftest import Launch, Svc, new_client
-from tests.oauth.harness import Gateway, http
 from tests.oauth.helpers import (
     assert_issued,
     basic,
@@ -34,6 +33,8 @@ from tests.oauth.helpers import (
     proxy_get,
     unsigned_jwt,
 )
+from tests.support.harness import Gateway
+from tests.support.processes import http_client
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def kid_of(token: str) -> str:
 
 
 def jwks_kids(gw: Gateway) -> list[str]:
-    with http() as h:
+    with http_client() as h:
         return [k["kid"] for k in h.get(gw.proxy_url + "/.well-known/jwks.json").json()["keys"]]
 
 

@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.oauth.conftest import Launch, new_client
-from tests.oauth.harness import Gateway
 from tests.oauth.helpers import (
     JWT_BEARER,
     assert_issued,
@@ -29,6 +28,7 @@ from tests.oauth.helpers import (
     proxy_get,
     rsa_key,
 )
+from tests.support.harness import Gateway
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -24,8 +24,11 @@ with warnings.catch_warnings():
     from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
 
 from tests.oauth.conftest import Svc, new_client
-from tests.oauth.harness import API_AUDIENCE, Gateway, Recorder, header, http, new_mark
+from tests.oauth.deployment import API_AUDIENCE
 from tests.oauth.helpers import KeyPair, assert_issued, basic, ec_key, ed25519_key, post, proxy_get, rsa_key
+from tests.support.checks import headers_named
+from tests.support.harness import Gateway
+from tests.support.processes import Upstream, http_client, new_mark
 
 TOKEN_CLAIMS = ("iss", "sub", "client_id", "aud", "scope", "iat", "exp", "jti")
 
@@ -63,19 +66,19 @@ def authlib_key_client(gw: Gateway, svc: Svc, key: Any, alg: str, **jwt_auth: An
 
 
 def assert_reaches_upstream_as_gateway_jwt(
-    gw: Gateway, upstream: Recorder, token: str, svc: Svc, scopes: str
+    gw: Gateway, upstream: Upstream, token: str, svc: Svc, scopes: str
 ) -> None:
     mark = new_mark()
     response = proxy_get(gw, "/things", token, mark)
     assert response.status_code == 200, response.text
     [record] = upstream.marked(mark)
-    assert header(record, "x-gateway-auth-method") == ["gateway_jwt"]
-    assert header(record, "x-gateway-client-id") == [svc.client_id]
-    assert header(record, "x-gateway-subject") == [svc.client_id]
-    assert header(record, "x-gateway-route") == ["read-things"]
-    assert sorted(header(record, "x-gateway-scopes")[0].split()) == sorted(scopes.split())
-    assert header(record, "authorization") == []  # not forwarded unless the upstream asks for it
-    [identity] = header(record, "x-gateway-identity")
+    assert headers_named(record, "x-gateway-auth-method") == ["gateway_jwt"]
+    assert headers_named(record, "x-gateway-client-id") == [svc.client_id]
+    assert headers_named(record, "x-gateway-subject") == [svc.client_id]
+    assert headers_named(record, "x-gateway-route") == ["read-things"]
+    assert sorted(headers_named(record, "x-gateway-scopes")[0].split()) == sorted(scopes.split())
+    assert headers_named(record, "authorization") == []  # not forwarded unless the upstream asks for it
+    [identity] = headers_named(record, "x-gateway-identity")
     key = jwks_client(gw).get_signing_key_from_jwt(identity)
     claims = jwt.decode(identity, key.key, algorithms=["EdDSA", "ES256", "RS256"], audience="api")
     assert jwt.get_unverified_header(identity)["typ"] == "gateway-identity+jwt"
@@ -88,7 +91,7 @@ def assert_reaches_upstream_as_gateway_jwt(
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
-def test_authlib_client_secret(gw: Gateway, upstream: Recorder, method: str) -> None:
+def test_authlib_client_secret(gw: Gateway, upstream: Upstream, method: str) -> None:
     svc = new_client(gw)
     with authlib_secret_client(svc, method) as client:
         token = client.fetch_token(gw.token_url, grant_type="client_credentials", scope="things.read")
@@ -97,7 +100,7 @@ def test_authlib_client_secret(gw: Gateway, upstream: Recorder, method: str) -> 
     assert_reaches_upstream_as_gateway_jwt(gw, upstream, token["access_token"], svc, "things.read")
 
     # The token carries only the scope asked for: a route needing things.write refuses it.
-    with http(fresh=True) as h:
+    with http_client(fresh=True) as h:
         response = h.post(
             gw.proxy_url + "/things", headers={"Authorization": f"Bearer {token['access_token']}"}
         )
@@ -113,7 +116,7 @@ def test_authlib_wrong_secret_is_an_oauth_error(gw: Gateway) -> None:
     assert raised.value.error == "invalid_client"
 
 
-def test_authlib_audience_and_scope_reach_a_route_that_needs_both(gw: Gateway, upstream: Recorder) -> None:
+def test_authlib_audience_and_scope_reach_a_route_that_needs_both(gw: Gateway, upstream: Upstream) -> None:
     svc = new_client(gw)
     with authlib_secret_client(svc, "client_secret_basic") as client:
         token = client.fetch_token(
@@ -121,19 +124,19 @@ def test_authlib_audience_and_scope_reach_a_route_that_needs_both(gw: Gateway, u
         )
     assert verify(gw, token["access_token"], audience=API_AUDIENCE)["aud"] == API_AUDIENCE
     mark = new_mark()
-    with http(fresh=True) as h:
+    with http_client(fresh=True) as h:
         response = h.post(
             gw.proxy_url + "/things",
             headers={"Authorization": f"Bearer {token['access_token']}", "x-test-mark": mark},
         )
     assert response.status_code == 200, response.text
     [record] = upstream.marked(mark)
-    assert header(record, "x-gateway-route") == ["write-things"]
+    assert headers_named(record, "x-gateway-route") == ["write-things"]
 
     # The same client's token for the default audience (public_url) does not pass that route.
     with authlib_secret_client(svc, "client_secret_basic") as client:
         plain = client.fetch_token(gw.token_url, grant_type="client_credentials", scope="things.write")
-    with http(fresh=True) as h:
+    with http_client(fresh=True) as h:
         response = h.post(
             gw.proxy_url + "/things", headers={"Authorization": f"Bearer {plain['access_token']}"}
         )
@@ -167,7 +170,7 @@ def _register(gw: Gateway, svc: Svc, kind: str) -> tuple[KeyPair, Any, str]:
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")  # joserfc prefers RFC 9864's "Ed25519"
 @pytest.mark.parametrize("kind", ["rsa-jwk", "ec-jwk", "ed25519-pem"])
 @pytest.mark.parametrize("with_kid", [False, True])
-def test_authlib_private_key_jwt(gw: Gateway, upstream: Recorder, kind: str, with_kid: bool) -> None:
+def test_authlib_private_key_jwt(gw: Gateway, upstream: Upstream, kind: str, with_kid: bool) -> None:
     svc = new_client(gw, secret=False)
     pair, private, key_id = _register(gw, svc, kind)
     # A five-minute assertion, well within tokens.assertion_max_lifetime. (Authlib's own
@@ -229,7 +232,7 @@ def test_pyjwkclient_verifies_issued_tokens(gw: Gateway) -> None:
     head = jwt.get_unverified_header(token)
     assert head["typ"] == "at+jwt"
     assert head["alg"] == "EdDSA"  # the default algorithm
-    with http() as h:
+    with http_client() as h:
         jwks = h.get(gw.proxy_url + "/.well-known/jwks.json").json()
     assert head["kid"] in [k["kid"] for k in jwks["keys"]]
 
@@ -259,7 +262,7 @@ def test_pyjwkclient_verifies_issued_tokens(gw: Gateway) -> None:
 def test_the_jwks_alias_serves_the_same_keys(gw: Gateway) -> None:
     svc = new_client(gw)
     token = _secret_token(gw, svc)["access_token"]
-    with http() as h:
+    with http_client() as h:
         main = h.get(gw.proxy_url + "/.well-known/jwks.json")
         alias = h.get(gw.proxy_url + "/.well-known/openid-configuration/jwks")
     assert main.status_code == alias.status_code == 200
@@ -272,14 +275,14 @@ def test_the_jwks_alias_serves_the_same_keys(gw: Gateway) -> None:
     assert jwt.decode(token, key.key, algorithms=["EdDSA"], audience=gw.public_url)["sub"] == svc.client_id
 
 
-def test_tenant_claim_when_the_client_has_one(gw: Gateway, upstream: Recorder) -> None:
+def test_tenant_claim_when_the_client_has_one(gw: Gateway, upstream: Upstream) -> None:
     svc = new_client(gw, tenant="tenant42")
     token = _secret_token(gw, svc, scope="things.read")["access_token"]
     assert verify(gw, token)["tenant"] == "tenant42"
     mark = new_mark()
     assert proxy_get(gw, "/things", token, mark).status_code == 200
     [record] = upstream.marked(mark)
-    assert header(record, "x-gateway-tenant") == ["tenant42"]
+    assert headers_named(record, "x-gateway-tenant") == ["tenant42"]
 
 
 def test_per_client_token_lifetime(gw: Gateway) -> None:
@@ -307,7 +310,7 @@ def test_per_client_token_lifetime(gw: Gateway) -> None:
     "path", ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"]
 )
 def test_discovery_document(gw: Gateway, path: str) -> None:
-    with http() as h:
+    with http_client() as h:
         response = h.get(gw.proxy_url + path)
     assert response.status_code == 200, response.text
     doc = response.json()

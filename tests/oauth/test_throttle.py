@@ -16,7 +16,6 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.oauth.conftest import Launch, new_client
-from tests.oauth.harness import Gateway
 from tests.oauth.helpers import (
     JWT_BEARER,
     assert_issued,
@@ -28,6 +27,7 @@ from tests.oauth.helpers import (
     ed25519_key,
     post,
 )
+from tests.support.harness import Gateway
 
 PER_CLIENT = 3
 PER_ADDRESS = 8

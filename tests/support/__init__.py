@@ -1,2 +1,3 @@
-"""Helpers shared by the integration tests: a recording upstream, a gateway launcher, a raw HTTP
-client and deterministic large bodies. Nothing here reaches beyond 127.0.0.1."""
+"""Helpers shared by the suites that start real processes (integration, identity, OAuth): a
+recording upstream, the gateway deployment and its admin API, a raw HTTP client, PostgreSQL
+schemas and deterministic large bodies. Nothing here reaches beyond 127.0.0.1."""

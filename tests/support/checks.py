@@ -33,8 +33,9 @@ def error_body(response: httpx.Response | RawResponse, status: int, error: str) 
 
 
 def headers_named(record: dict[str, Any], name: str) -> list[str]:
-    """Every value of header `name` (lower-case) in an upstream record."""
-    return [v for n, v in record["headers"] if n == name]
+    """Every value of header `name` in an upstream record. Names are compared without case, so
+    that a check that a header is absent cannot pass just because of how it was spelt."""
+    return [v for n, v in record["headers"] if n.lower() == name.lower()]
 
 
 def gateway_like(name: str) -> bool:

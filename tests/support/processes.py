@@ -1,6 +1,9 @@
-"""Starting and stopping the real processes the integration tests talk to: the recording upstream
-(`tests.support.upstream`) and the gateway (`python -m gateway serve`), on ephemeral ports of
-127.0.0.1, with bounded waits everywhere and logs written to files the tests can read."""
+"""Processes and plain HTTP for the suites that start real ones: the recording upstream
+(`tests.support.upstream`), the environment and command a gateway runs with, and bounded waits.
+
+Every wait here is bounded in time; every process is started in its own session so it (and its
+workers) can be stopped by process group in teardown. Nothing here reaches beyond 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +27,23 @@ import yaml
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = TESTS_DIR.parent
+BIN = Path(sys.executable).parent
 
 MARK = "x-test-mark"  # header the tests put on requests so they can find them upstream
+
+
+def new_mark() -> str:
+    """A value for X-Test-Mark that no other request carries."""
+    return uuid.uuid4().hex
+
+
+def gateway_command(*args: str) -> list[str]:
+    """`gateway ARGS` as installed in this virtualenv (`python -m gateway` where the script is
+    missing): the same code either way, the script is what a user runs."""
+    script = BIN / "gateway"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "gateway", *args]
 
 
 def free_port() -> int:
@@ -42,27 +61,39 @@ def two_free_ports() -> tuple[int, int]:
     raise RuntimeError("no two distinct free ports")
 
 
-def http_client(timeout: float = 10.0) -> httpx.Client:
-    """httpx without environment proxies and without a cookie jar (nothing carries over)."""
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http_client(timeout: float = 10.0, fresh: bool = False) -> httpx.Client:
+    """httpx without environment proxies and without a cookie jar (nothing carries over from one
+    request to the next); `fresh`: a new connection for every request, so that requests spread
+    over the workers of a gateway instead of staying with the one that took the first."""
     jar = http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return httpx.Client(trust_env=False, cookies=jar, timeout=timeout)
+    limits = httpx.Limits(max_keepalive_connections=0) if fresh else httpx.Limits()
+    return httpx.Client(trust_env=False, cookies=jar, timeout=timeout, limits=limits)
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment minus anything that would steer the gateway elsewhere."""
+    """The test's environment minus anything that would steer a gateway elsewhere (its own
+    settings, a metrics folder, proxies), with the tree these tests belong to on PYTHONPATH."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("GATEWAY_")
         and k != "PROMETHEUS_MULTIPROC_DIR"
-        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
     }
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(PROJECT_DIR)
     env.update(extra or {})
     return env
 
 
-def _stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> int | None:
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
     """Signal a process we started (it leads its own session), wait, then make sure its whole
     process group is gone. Returns its exit status, or None if it had to be killed."""
     code: int | None = proc.poll()
@@ -72,7 +103,7 @@ def _stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> int | None:
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             code = None
@@ -81,60 +112,8 @@ def _stop(proc: subprocess.Popen[Any], sig: int, timeout: float) -> int | None:
     return code
 
 
-class Upstream:
-    """A running `tests.support.upstream` process."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_path = log_dir / f"upstream-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        env = clean_env({"PYTHONPATH": str(PROJECT_DIR)})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.upstream"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=PROJECT_DIR,
-            start_new_session=True,
-        )
-        try:
-            ports = json.loads(_read_line(self.proc, 20.0))
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"the upstream did not start:\n{self.log()}") from None
-        self.port: int = ports["port"]
-        self.control_port: int = ports["control_port"]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._control = http_client(10.0)
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def records(self) -> list[dict[str, Any]]:
-        response = self._control.get(f"http://127.0.0.1:{self.control_port}/requests")
-        response.raise_for_status()
-        records: list[dict[str, Any]] = response.json()
-        return records
-
-    def marked(self, mark: str) -> list[dict[str, Any]]:
-        """The requests that arrived carrying `X-Test-Mark: mark`."""
-        return [r for r in self.records() if [MARK, mark] in r["headers"]]
-
-    def reset(self) -> None:
-        self._control.post(f"http://127.0.0.1:{self.control_port}/reset").raise_for_status()
-
-    def stop(self) -> None:
-        _stop(self.proc, signal.SIGTERM, 10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        if hasattr(self, "_control"):
-            self._control.close()
-        self._log.close()
-
-
-def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+def read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The first line the process writes on stdout, without blocking past `timeout`."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     buf = b""
@@ -150,147 +129,6 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
                     raise RuntimeError("the process closed its stdout")
                 buf += piece
     return buf.split(b"\n", 1)[0]
-
-
-def write_config(
-    directory: Path, *, port: int, admin_port: int, policies: Sequence[Path | str], **extra: Any
-) -> Path:
-    """A complete config file for a gateway on 127.0.0.1:port (admin on admin_port).
-
-    `extra` keys are merged in at the top level (`limits=...`, `reload=...`, ...).
-    """
-    config: dict[str, Any] = {
-        "public_url": f"http://127.0.0.1:{port}",
-        "listen": f"127.0.0.1:{port}",
-        "admin": {"listen": f"127.0.0.1:{admin_port}", "public_url": f"http://127.0.0.1:{admin_port}"},
-        "store": f"sqlite:///{directory / 'gateway.db'}",
-        "account_id": "test",
-        "master_key_file": str(directory / "master.key"),
-        "policies": [str(p) for p in policies],
-        "reload": {"interval": "0.2s"},
-        "shutdown_timeout": "10s",
-        "log_level": "info",
-    }
-    config.update(extra)
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def initialise(config_path: Path, env: dict[str, str] | None = None) -> None:
-    """`gateway init --config FILE --if-needed` (contract §10): the store, master key and signing
-    key that `gateway serve` needs."""
-    command = [sys.executable, "-m", "gateway", "init", "--config", str(config_path), "--if-needed", "--json"]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(env),
-        cwd=config_path.parent,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"gateway init failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-
-
-class Gateway:
-    """A running `gateway serve` process with its own config in `directory` (initialised first
-    with `gateway init`)."""
-
-    def __init__(
-        self,
-        directory: Path,
-        policies: Sequence[Path | str],
-        *,
-        args: Sequence[str] = (),
-        env: dict[str, str] | None = None,
-        ready_timeout: float = 30.0,
-        **config: Any,
-    ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.directory = directory
-        self.log_path = directory / "gateway.log"
-        for attempt in range(3):  # again on other ports if someone took ours meanwhile
-            self.port, self.admin_port = two_free_ports()
-            self.config_path = write_config(
-                directory, port=self.port, admin_port=self.admin_port, policies=policies, **config
-            )
-            if attempt == 0:
-                initialise(self.config_path, env)
-            self._log = self.log_path.open("wb")
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path), *args],
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=clean_env(env),
-                cwd=directory,
-                start_new_session=True,
-            )
-            if self._wait_ready(ready_timeout):
-                break
-            self._stop_quietly()
-            if "cannot listen" not in self.log() or attempt == 2:
-                raise RuntimeError(f"the gateway did not become ready:\n{self.log()}")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.admin_url = f"http://127.0.0.1:{self.admin_port}"
-        self.pid = self.proc.pid
-
-    def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with http_client(1.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    return False
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"http://127.0.0.1:{self.admin_port}/readyz").status_code == 200:
-                        return True
-                time.sleep(0.05)
-        return False
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float = 5.0, start: int = 0) -> str:
-        """The log from offset `start` once it contains `text`; fails after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            log = self.log()[start:]
-            if text in log:
-                return log
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not in the gateway log within {timeout}s:\n{log}")
-            time.sleep(0.05)
-
-    def send_signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout)
-
-    def _stop_quietly(self) -> None:
-        _stop(self.proc, signal.SIGTERM, 15)
-        self._log.close()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        code = _stop(self.proc, sig, timeout)
-        self._log.close()
-        return code
-
-    def worker_environ(self, name: str) -> set[str]:
-        """The values of environment variable `name` the gateway's child processes were started
-        with (Linux /proc), e.g. the metrics folder the supervisor hands its workers."""
-        values = set()
-        for child in children(self.pid):
-            with contextlib.suppress(OSError):
-                for entry in Path(f"/proc/{child}/environ").read_bytes().split(b"\0"):
-                    key, _, value = entry.decode(errors="replace").partition("=")
-                    if key == name:
-                        values.add(value)
-        return values
 
 
 def children(pid: int) -> list[int]:
@@ -310,17 +148,96 @@ def status_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
-@contextlib.contextmanager
-def running_gateway(directory: Path, policies: Sequence[Path | str], **kwargs: Any) -> Iterator[Gateway]:
-    gateway = Gateway(directory, policies, **kwargs)
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
+def write_config(
+    directory: Path, *, port: int, admin_port: int, policies: Sequence[Path | str], **extra: Any
+) -> Path:
+    """A complete config file for a gateway on 127.0.0.1:port (admin on admin_port).
+
+    `extra` keys replace or add top-level keys (`store=...`, `limits=...`, `reload=...`, ...).
+    """
+    config: dict[str, Any] = {
+        "public_url": f"http://127.0.0.1:{port}",
+        "listen": f"127.0.0.1:{port}",
+        "admin": {"listen": f"127.0.0.1:{admin_port}", "public_url": f"http://127.0.0.1:{admin_port}"},
+        "store": f"sqlite:///{directory / 'gateway.db'}",
+        "account_id": "test",
+        "master_key_file": str(directory / "master.key"),
+        "policies": [str(p) for p in policies],
+        "reload": {"interval": "0.2s"},
+        "shutdown_timeout": "10s",
+        "log_level": "info",
+    }
+    config.update(extra)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
-def listening(port: int) -> bool:
-    """Whether something accepts connections on 127.0.0.1:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+# --- the recording upstream ---------------------------------------------------------------------
+
+
+class Upstream:
+    """A running `tests.support.upstream` process: gateways are pointed at `url`; what reached it
+    is read over its control port, which no gateway route can lead to. As a context manager it
+    is stopped at the end of the block."""
+
+    def __init__(self, log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"upstream-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.upstream"],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env=clean_env(),
+            cwd=PROJECT_DIR,
+            start_new_session=True,
+        )
+        try:
+            ports = json.loads(read_line(self.proc, 20.0))
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"the upstream did not start:\n{self.log()}") from None
+        self.port: int = ports["port"]
+        self.control_port: int = ports["control_port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._control = http_client(10.0)
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def records(self, **params: str) -> list[dict[str, Any]]:
+        """Every request received so far, oldest first."""
+        response = self._control.get(f"http://127.0.0.1:{self.control_port}/requests", params=params)
+        response.raise_for_status()
+        records: list[dict[str, Any]] = response.json()
+        return records
+
+    def marked(self, mark: str) -> list[dict[str, Any]]:
+        """The requests that arrived carrying `X-Test-Mark: mark` (the upstream picks them, the
+        check here makes sure it did)."""
+        return [r for r in self.records(mark=mark) if [MARK, mark] in r["headers"]]
+
+    def with_path_part(self, part: str) -> list[dict[str, Any]]:
+        """The requests with `part` anywhere in their path or query."""
+        return [r for r in self.records() if part in r["raw_path"] or part in r["query"]]
+
+    def reset(self) -> None:
+        self._control.post(f"http://127.0.0.1:{self.control_port}/reset").raise_for_status()
+
+    def __enter__(self) -> Upstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        stop_process(self.proc, signal.SIGTERM, 10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        if hasattr(self, "_control"):
+            self._control.close()
+        self._log.close()

@@ -6,7 +6,8 @@ It binds two ephemeral ports on 127.0.0.1 and prints them as one JSON line on st
 `{"port": DATA, "control_port": CONTROL}`. The gateway is pointed at DATA; only the tests talk
 to CONTROL, so nothing the gateway forwards can ever reach the control endpoints:
 
-    GET  /requests   every request DATA received, oldest first (JSON list of records)
+    GET  /requests   every request DATA received, oldest first (JSON list of records);
+                     ?mark=M: only those carrying `X-Test-Mark: M`
     POST /reset      forget them
 
 A record is `{method, raw_path, query, headers: [[name, value], ...], body_bytes, body_sha256,
@@ -73,7 +74,9 @@ async def _drain(receive: Any) -> None:
 async def control(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await _drain(receive)
     if scope["path"] == "/requests":
-        await _json(send, 200, RECORDS)
+        wanted = parse_qs(scope["query_string"].decode("latin-1")).get("mark")
+        pair = ["x-test-mark", wanted[0]] if wanted else None
+        await _json(send, 200, [r for r in RECORDS if pair is None or pair in r["headers"]])
     elif scope["path"] == "/reset" and scope["method"] == "POST":
         RECORDS.clear()
         await _json(send, 200, {"ok": True})

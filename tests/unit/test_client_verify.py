@@ -91,7 +91,9 @@ def test_middleware_guards_the_app(ring: KeyRing) -> None:
             assert ok.status_code == 200 and ok.json() == {"sub": "sc_x"}
             assert (await client.get("/me")).status_code == 401
             assert (await client.get("/health")).json() == {"ok": True}
-            bad = await client.get("/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY, aud="billing")})
+            bad = await client.get(
+                "/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY, aud="billing")}
+            )
             assert bad.status_code == 401 and json.loads(bad.content)["error"] == "invalid_token"
 
     asyncio.run(main())
