@@ -48,6 +48,11 @@ def new_key_id() -> str:
     return random_id("acc_")
 
 
+def b64url(data: bytes) -> str:
+    """Unpadded base64url (RFC 7515 §2), as JWKs and token ids use it."""
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
 def fingerprint(secret: str) -> bytes:
     """What caches are keyed by instead of a presented secret: never the secret itself."""
     return hashlib.sha256(secret.encode()).digest()

@@ -6,6 +6,7 @@
     ├── InsufficientScope        403 insufficient_scope
     ├── AccessDenied             403 access_denied
     ├── NotFound                 404 not_found         no route matches
+    ├── ConflictError            409 conflict          the object exists, or a limit (5 keys) is reached
     ├── MethodNotAllowed         405 method_not_allowed (the gateway's own endpoints)
     ├── RequestTooLarge          413 request_too_large body over the limit
     ├── HeadersTooLarge          431 request_too_large headers over the limit
@@ -95,6 +96,12 @@ class NotFound(GatewayError):
     status = 404
     error = "not_found"
     default_description = "no route matches this request"
+
+
+class ConflictError(GatewayError):
+    status = 409
+    error = "conflict"
+    default_description = "conflict"
 
 
 class MethodNotAllowed(GatewayError):

@@ -11,17 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.admin.auth import Caller, caller_of, json_body, page, page_args, require
-from gateway.errors import AccessDenied, GatewayError, NotFound
+from gateway.errors import AccessDenied, ConflictError, NotFound
 from gateway.identity import service
 from gateway.identity.models import Client
 from gateway.runtime import Runtime
 from gateway.store import Conflict, Missing
-
-
-class ConflictError(GatewayError):
-    status = 409
-    error = "conflict"
-    default_description = "conflict"
 
 
 def routes(runtime: Runtime) -> list[Route]:

@@ -16,8 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.admin.auth import Caller, caller_of, json_body, page, page_args, require
-from gateway.admin.clients import ConflictError
-from gateway.errors import AccessDenied, InvalidRequest, NotFound
+from gateway.errors import AccessDenied, ConflictError, InvalidRequest, NotFound
 from gateway.identity import service
 from gateway.identity.models import Record, Role
 from gateway.runtime import Runtime

@@ -6,20 +6,16 @@ Query strings (the Python SDK adds `?kid=…&iss=…`) are ignored."""
 from __future__ import annotations
 
 import asyncio
-import base64
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.crypto import b64url
 from gateway.errors import NotFound
 from gateway.runtime import Runtime
 
 _CACHE = {"cache-control": "public, max-age=60"}
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
@@ -52,7 +48,7 @@ def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
             {
                 "kty": "OKP",
                 "crv": "Ed25519",
-                "x": _b64(k.public_key),
+                "x": b64url(k.public_key),
                 "kid": k.key_id,
                 "alg": "EdDSA",
                 "use": "sig",

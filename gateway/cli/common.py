@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import GatewayError
 from gateway.store import Conflict, Missing, Store, StoreError
 
 DEFAULT_CONFIG = "config.yaml"
@@ -60,10 +59,3 @@ def store_errors(exc: Exception) -> CommandError:
     if isinstance(exc, StoreError):
         return CommandError(f"store: {exc}")
     raise exc
-
-
-def fail(message: str) -> None:
-    print(f"gateway: {message}", file=sys.stderr)
-
-
-__all__ = ["ConfigError"]

@@ -82,9 +82,6 @@ class GrantSet:
         return False
 
 
-EMPTY = GrantSet(())
-
-
 def compile_grants(records: list[Record], roles: dict[str, Role]) -> GrantSet:
     grants: list[Grant] = []
     for record in records:

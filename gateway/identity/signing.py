@@ -10,7 +10,6 @@ Key lifecycle (rotated by `gateway.oauth.rotation` on a schedule, or `gateway ke
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -23,15 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.cache import ExpiringCache
-from gateway.crypto import Sealer, random_id
+from gateway.crypto import Sealer, b64url, random_id
 from gateway.identity.models import SigningKey, now_iso
 from gateway.pipeline.identity import Identity
-
-ALGORITHMS = ("EdDSA", "ES256", "RS256")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _generate(alg: str) -> Any:
@@ -86,7 +79,6 @@ class KeyRing:
         )
         self.current = Signer(k.kid, k.alg, private, k.activated_at or k.created_at)
         self.next = next((key for key in keys if key.state == "next"), None)
-        self.retired = [key for key in keys if key.state == "retired"]
 
     def sign(self, claims: dict[str, object], typ: str) -> str:
         return jwt.encode(
@@ -136,7 +128,7 @@ class IdentityHeaders:
                     "auth_method": identity.method,
                     "iat": now,
                     "exp": now + self.lifetime,
-                    "jti": _b64(os.urandom(16)),
+                    "jti": b64url(os.urandom(16)),
                     **({"tenant": identity.tenant} if identity.tenant else {}),
                 },
                 self.typ,

@@ -22,7 +22,7 @@ import jwt
 
 from gateway.config import Config
 from gateway.crypto import CLIENT_ID
-from gateway.errors import GatewayError, InvalidClient, InvalidRequest, InvalidToken
+from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.identity.directory import Directory
 from gateway.identity.models import Client
 from gateway.oauth import secrets
@@ -285,6 +285,3 @@ def parse_public_key(body: dict[str, Any]) -> tuple[str, str]:
         raise InvalidRequest("jwk: expected an RSA, EC P-256 or Ed25519 key")
     public = jwt.get_algorithm_by_name(alg).to_jwk(key, as_dict=True)
     return alg, json.dumps(public)
-
-
-__all__ = ["ASSERTION_TYPE", "AuthenticatedClient", "ClientAuthenticator", "GatewayError", "parse_public_key"]

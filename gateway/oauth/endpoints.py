@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.errors import (
-    GatewayError,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
@@ -339,6 +338,3 @@ def routes(runtime: Runtime) -> list[Route]:
         Route(f"{base}/.well-known/openid-configuration", discovery, methods=["GET"]),
         Route(f"{base}/.well-known/oauth-authorization-server", discovery, methods=["GET"]),
     ]
-
-
-__all__ = ["GatewayError", "routes"]

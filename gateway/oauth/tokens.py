@@ -14,9 +14,10 @@ from typing import Any
 import jwt
 
 from gateway.config import Config
+from gateway.crypto import b64url
 from gateway.errors import InvalidToken
 from gateway.identity.models import Client
-from gateway.identity.signing import RingHolder, _b64
+from gateway.identity.signing import RingHolder
 from gateway.pipeline.authn.presented import Presented, numeric_date
 
 TYP = "at+jwt"
@@ -44,7 +45,7 @@ class TokenService:
             "scope": " ".join(scopes),
             "iat": now,
             "exp": now + lifetime,
-            "jti": _b64(os.urandom(18)),
+            "jti": b64url(os.urandom(18)),
             "cid": credential_id,
         }
         if client.tenant:
@@ -65,7 +66,8 @@ class TokenService:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower() != TYP or "crit" in header:
             raise InvalidToken("not a gateway access token", reason="malformed")
-        verifier = self.holder.ring.verifiers.get(header.get("kid"))  # type: ignore[arg-type]
+        kid = header.get("kid")
+        verifier = self.holder.ring.verifiers.get(kid) if isinstance(kid, str) else None
         if verifier is None:
             raise InvalidToken("signed by a key that is not published", reason="unknown_key")
         alg, key = verifier

@@ -668,14 +668,6 @@ class Store:
 
     # --- signing key lifecycle ------------------------------------------------------------
 
-    def add_signing_key(self, key: SigningKey, actor: str) -> None:
-        with self.backend.write() as cur:
-            self._insert_signing_key(cur, key)
-            self._audit(
-                cur, actor, "signing_key.create", f"/gateway/signing-keys/{key.kid}", {"state": key.state}
-            )
-            self._change(cur, "signing", key.kid)
-
     def rotate_signing_keys(
         self, new_next: SigningKey, actor: str, only_if_current: str | None = None
     ) -> bool:

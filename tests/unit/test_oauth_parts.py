@@ -70,3 +70,27 @@ def test_public_keys_are_typed_by_their_key() -> None:
 def test_bad_public_keys(body: dict[str, object], why: str) -> None:
     with pytest.raises(InvalidRequest, match=why):
         parse_public_key(body)
+
+
+def test_a_malformed_kid_is_a_401_not_a_crash() -> None:
+    import base64
+    import types
+
+    from gateway.config import Tokens
+    from gateway.crypto import MasterKey, Sealer
+    from gateway.errors import InvalidToken
+    from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
+    from gateway.oauth.tokens import TokenService
+    from gateway.pipeline.authn.presented import Presented
+
+    sealer = Sealer(MasterKey(b"m" * 32))
+    holder = RingHolder(KeyRing([new_signing_key(sealer)], sealer))
+    service = TokenService(holder, types.SimpleNamespace(public_url="http://gw", tokens=Tokens()))  # type: ignore[arg-type]
+
+    def b64(data: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    for kid in (["a"], {"k": 1}, 7, None):
+        token = f"{b64({'alg': 'EdDSA', 'typ': 'at+jwt', 'kid': kid})}.{b64({'iss': 'http://gw', 'cid': 'x'})}.AAAA"
+        with pytest.raises(InvalidToken, match="not published"):
+            service.verify(Presented(token))

@@ -56,6 +56,3 @@ class AccessKeyAuthenticator:
                 credential_id=key.key_id,
             )
         )
-
-
-__all__ = ["AccessKeyAuthenticator"]
