@@ -1,6 +1,6 @@
 """The public listener: a plain ASGI app, because this is the hot path.
 
-    canonical path → own endpoint? → match route → authenticate → authorize → forward
+    canonical path → own endpoint? → match route → authenticate → authorize → mutate → forward
 
 Starlette serves the gateway's own endpoints (`own`); the proxy path writes ASGI messages itself
 (measured: Starlette's StreamingResponse alone adds ~115 µs per request). Every GatewayError is
@@ -21,7 +21,7 @@ from gateway.paths import canonicalize
 from gateway.pipeline.authn import bearer_credential
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
 from gateway.pipeline.forward.upstream import ClientGone, Receive, Send, forward
-from gateway.pipeline.identity import ANONYMOUS, Identity
+from gateway.pipeline.identity import ANONYMOUS
 from gateway.policy.loader import RESERVED_TEMPLATES
 from gateway.policy.model import Route, parse_template
 from gateway.policy.table import RouteTable
@@ -51,22 +51,6 @@ def own_endpoints(base_path: str) -> RouteTable:
     for i, text in enumerate(RESERVED_TEMPLATES):
         table.add(Route(f"gateway-own-{i}", "", None, parse_template(base_path + text), "", frozenset()))
     return table
-
-
-def identity_headers(identity: Identity, route: Route) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-gateway-auth-method", identity.method.encode()),
-        (b"x-gateway-route", route.id.encode()),
-    ]
-    if identity.client_id is not None:
-        headers.append((b"x-gateway-client-id", identity.client_id.encode()))
-    if identity.subject is not None:
-        headers.append((b"x-gateway-subject", identity.subject.encode()))
-    if identity.tenant is not None:
-        headers.append((b"x-gateway-tenant", identity.tenant.encode()))
-    if identity.method != "none":
-        headers.append((b"x-gateway-scopes", " ".join(sorted(identity.scopes)).encode()))
-    return headers
 
 
 class ProxyApp:
@@ -135,11 +119,8 @@ class ProxyApp:
             )
             headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in inbound.forward]
             headers += [(n.decode(), v.decode("latin-1")) for n, v in forwarded]
-            headers += [(n.decode(), v.decode()) for n, v in identity_headers(identity, route)]
-            identity_services = self.runtime.identity
-            if identity_services is not None and identity.client_id is not None:
-                token = identity_services.headers.token(identity, route.id, method, path, upstream.name)
-                headers.append(("x-gateway-identity", token))
+            mutated = self.runtime.mutate.headers(identity, route, method, path, upstream.name)
+            headers += [(n.decode(), v.decode()) for n, v in mutated]
             headers.append(("x-request-id", request_id.decode()))
             if upstream.preserve_host and inbound.host is not None:
                 headers.append(("host", inbound.host.decode("latin-1")))

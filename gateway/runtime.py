@@ -24,6 +24,7 @@ from gateway.pipeline.authn.gateway_jwt import GatewayJwtAuthenticator
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.authz.grants import DirectoryGrants
 from gateway.pipeline.forward.upstream import UpstreamClients
+from gateway.pipeline.mutate import Mutator
 from gateway.policy.loader import Policy
 from gateway.policy.reloader import PolicyHolder
 from gateway.store import Store, StoreError, open_store
@@ -131,6 +132,7 @@ class Runtime:
         # Without identity services no credential is recognised: every protected route is 401.
         self.authn = identity.chain if identity else AuthenticatorChain(())
         self.authz = Authorizer(identity.grants if identity else None)
+        self.mutate = Mutator(identity.headers if identity else None)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 

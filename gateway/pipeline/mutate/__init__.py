@@ -1,0 +1,53 @@
+"""Mutate: what the next hop is told about the caller, once authentication and authorization
+have passed (contract §4, "What the upstream receives"; Oathkeeper calls this stage mutate).
+
+The proxy adds these headers to the forwarded request; the forward-auth decision endpoint
+returns them to the front proxy, so an upstream sees the same headers behind either front door.
+Everything here is set by the gateway only, after the caller's own `X-Gateway-*` headers were
+stripped.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.pipeline.identity import Identity
+from gateway.policy.model import Route
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class IdentitySigner(Protocol):
+    """Mints the signed `X-Gateway-Identity` token (gateway.identity.signing.IdentityHeaders)."""
+
+    def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str: ...
+
+
+class Mutator:
+    """Builds the identity headers for one authorized request.
+
+    Without a signer (a gateway with no identity services) no `X-Gateway-Identity` is added;
+    such a gateway authenticates nobody, so only `auth: none` routes pass anyway.
+    """
+
+    def __init__(self, signer: IdentitySigner | None) -> None:
+        self.signer = signer
+
+    def headers(self, identity: Identity, route: Route, method: str, path: str, audience: str) -> Headers:
+        """`audience` is the `aud` of the signed token: the upstream's name (contract §4)."""
+        headers: Headers = [
+            (b"x-gateway-auth-method", identity.method.encode()),
+            (b"x-gateway-route", route.id.encode()),
+        ]
+        if identity.client_id is not None:
+            headers.append((b"x-gateway-client-id", identity.client_id.encode()))
+        if identity.subject is not None:
+            headers.append((b"x-gateway-subject", identity.subject.encode()))
+        if identity.tenant is not None:
+            headers.append((b"x-gateway-tenant", identity.tenant.encode()))
+        if identity.method != "none":
+            headers.append((b"x-gateway-scopes", " ".join(sorted(identity.scopes)).encode()))
+        if self.signer is not None and identity.client_id is not None:
+            token = self.signer.token(identity, route.id, method, path, audience)
+            headers.append((b"x-gateway-identity", token.encode()))
+        return headers
