@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.admin import clients, grants, wellknown
+from gateway.admin.actions import Actions
 from gateway.admin.openapi import openapi_document
 from gateway.config import Limits
 from gateway.errors import GatewayError, render
@@ -54,8 +55,9 @@ def admin_app(runtime: Runtime) -> Starlette:
     api: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
     if runtime.identity is not None:
         api += wellknown.routes(runtime, runtime.config.admin_public_url, "")
-        api += clients.routes(runtime)
-        api += grants.routes(runtime)
+        actions = Actions(runtime.identity.store, runtime.identity.directory, runtime.config.account_id)
+        api += clients.routes(runtime, actions)
+        api += grants.routes(runtime, actions)
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

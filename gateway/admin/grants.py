@@ -1,12 +1,12 @@
 """Admin API: roles, access records, the authorization check and the audit log (contract §6, §7).
 
 A record or role may confer only what its writer holds with `grant: true` (so an admin can never
-hand out more than it has), and tenant admins write neither.
+hand out more than it has), and tenant admins write neither. The checks and the work are in
+`admin.actions`, shared with the web console; this module is the JSON around them.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
@@ -15,46 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin.auth import Caller, caller_of, json_body, page, page_args, require
-from gateway.errors import AccessDenied, ConflictError, InvalidRequest, NotFound
+from gateway.admin.actions import Actions, no_tenant
+from gateway.admin.auth import caller_of, json_body, page, page_args, require
+from gateway.errors import InvalidRequest, NotFound
 from gateway.identity import service
-from gateway.identity.models import Record, Role
 from gateway.runtime import Runtime
-from gateway.store import Conflict, Missing, Store
 
 
-def _no_tenant(caller: Caller) -> None:
-    if caller.tenant is not None:
-        raise AccessDenied("tenant admins cannot write roles or records")
-
-
-def _may_confer_role(caller: Caller, role: Role) -> None:
-    for permission in role.permissions:
-        if permission.allow and not caller.grants.can_confer_action(permission.action):
-            raise AccessDenied(f"you cannot confer {permission.action}: you do not hold it with grant: true")
-
-
-def _may_confer_record(caller: Caller, record: Record, store: Store) -> None:
-    roles = store.get_roles(r for s in record.statements for r in s.roles)
-    for i, statement in enumerate(record.statements):
-        for role_id in statement.roles:
-            role = roles.get(role_id)
-            if role is None:
-                raise InvalidRequest(f"statements[{i}].roles: no role {role_id}")
-            for permission in role.permissions:
-                if not permission.allow:
-                    continue
-                for resource in statement.resources:
-                    if caller.grants.find(permission.action, resource, need_grant=True) is None:
-                        raise AccessDenied(
-                            f"you cannot confer {permission.action} on {resource}: you do not hold it with grant: true"
-                        )
-
-
-def routes(runtime: Runtime) -> list[Route]:
-    assert runtime.identity is not None
-    store = runtime.identity.store
-    directory = runtime.identity.directory
+def routes(runtime: Runtime, actions: Actions) -> list[Route]:
+    store = actions.store
 
     def collection_routes(
         collection: str,
@@ -67,35 +36,22 @@ def routes(runtime: Runtime) -> list[Route]:
     ) -> list[Route]:
         """List (paged by id), get and delete for roles and records; writes differ (they must
         pass the "confer only what you hold" check) and are defined apart."""
-        noun = collection[:-1]
 
         async def list_(request: Request) -> Response:
             caller = await caller_of(request, runtime)
             require(caller, collection, "read")
             cursor, limit = page_args(request)
-            items = await asyncio.to_thread(listing, cursor, limit + 1)
-            more = len(items) > limit
-            items = items[:limit]
+            items, more = await actions.list_of(caller, collection, listing, cursor, limit)
             return JSONResponse(page(plural, [render(i) for i in items], key(items[-1]) if more else None))
 
         async def get(request: Request) -> Response:
             caller = await caller_of(request, runtime)
-            ref = request.path_params["ref"]
-            require(caller, collection, "read", ref)
-            item = await asyncio.to_thread(getter, ref)
-            if item is None:
-                raise NotFound(f"no {noun} {ref}")
+            item = await actions.get_one(caller, collection, getter, request.path_params["ref"])
             return JSONResponse(render(item))
 
         async def delete(request: Request) -> Response:
             caller = await caller_of(request, runtime)
-            ref = request.path_params["ref"]
-            require(caller, collection, "write", ref)
-            _no_tenant(caller)
-            try:
-                await asyncio.to_thread(deleter, ref, caller.actor)
-            except Missing:
-                raise NotFound(f"no {noun} {ref}") from None
+            await actions.delete_one(caller, collection, deleter, request.path_params["ref"])
             return Response(status_code=204)
 
         return [
@@ -104,39 +60,23 @@ def routes(runtime: Runtime) -> list[Route]:
             Route(f"/v1/{collection}/{{ref}}", delete, methods=["DELETE"]),
         ]
 
-    # --- roles ----------------------------------------------------------------------------
-
     async def put_role(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         creating = request.method == "POST"
         role_id = None if creating else request.path_params["ref"]
-        require(caller, "roles", "write", role_id)
-        _no_tenant(caller)
-        role = service.role_from(await json_body(request), role_id)
-        _may_confer_role(caller, role)
-        try:
-            role = await asyncio.to_thread(store.put_role, role, caller.actor, creating)
-        except Conflict as exc:
-            raise ConflictError(str(exc)) from None
+        require(caller, "roles", "write", role_id)  # refused before the body is read
+        no_tenant(caller)
+        role = await actions.put_role(caller, await json_body(request), role_id, creating)
         return JSONResponse(service.render_role(role), status_code=201 if creating else 200)
-
-    # --- records --------------------------------------------------------------------------
 
     async def put_record(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         creating = request.method == "POST"
         record_id = None if creating else request.path_params["ref"]
         require(caller, "records", "write", record_id)
-        _no_tenant(caller)
-        record = service.record_from(await json_body(request), record_id, caller.actor)
-        await asyncio.to_thread(_may_confer_record, caller, record, store)
-        try:
-            record = await asyncio.to_thread(store.put_record, record, caller.actor, creating)
-        except Conflict as exc:
-            raise ConflictError(str(exc)) from None
+        no_tenant(caller)
+        record = await actions.put_record(caller, await json_body(request), record_id, creating)
         return JSONResponse(service.render_record(record), status_code=201 if creating else 200)
-
-    # --- the authorization check ------------------------------------------------------------
 
     async def check(request: Request) -> Response:
         """GET /v1/users/{userId}/resources/{resourceUri}/permissions/{permission}: 200 when
@@ -154,35 +94,23 @@ def routes(runtime: Runtime) -> list[Route]:
         user_id, resource, permission = (unquote(s) for s in (segments[3], segments[5], segments[7]))
         if not user_id or not resource or not permission:
             raise InvalidRequest("userId, resourceUri and permission are required")
-        if user_id != caller.client_id:
-            require(caller, "authorization", "read")
-            if caller.tenant is not None:
-                other = await directory.client(user_id)
-                if other is None or other.tenant != caller.tenant:
-                    raise NotFound(f"no user {user_id}")
-        grants = caller.grants if user_id == caller.client_id else await directory.grant_set(user_id)
-        grant = grants.find(permission, resource)
-        if grant is None:
+        grants = await actions.grants_of(caller, user_id)
+        if grants.find(permission, resource) is None:
             raise NotFound("the user does not have this permission on this resource")
         return JSONResponse(
             {"userId": user_id, "resourceUri": resource, "permission": permission, "allowed": True}
         )
 
-    # --- audit ----------------------------------------------------------------------------
-
     async def audit(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         require(caller, "audit", "read")
-        if caller.tenant is not None:
-            raise AccessDenied("tenant admins cannot read the gateway's audit log")
+        no_tenant(caller, "read the gateway's audit log")
         cursor, limit = page_args(request, maximum=500)
         try:
             before = int(cursor) if cursor else None
         except ValueError:
             raise InvalidRequest("cursor: not a cursor this endpoint gave") from None
-        entries = await asyncio.to_thread(store.list_audit, before, limit + 1)
-        more = len(entries) > limit
-        entries = entries[:limit]
+        entries, more = await actions.audit(caller, before, limit)
         items = [
             {
                 "id": e.id,
