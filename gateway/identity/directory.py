@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from gateway.background import every
 from gateway.cache import ExpiringCache
 from gateway.identity.grants import GrantSet, compile_grants
 from gateway.identity.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
@@ -56,6 +57,9 @@ class Directory:
         self.epoch = 0
         self.last_seq = 0
         self._last_poll_ok = time.monotonic()
+        # Set while the signing-change callbacks still owe a run (one failed): retried at every
+        # poll until they succeed, without holding up the revocations the feed carries.
+        self._signing_pending = False
 
     # --- reads (hot path on a hit) ------------------------------------------------------------
 
@@ -174,10 +178,13 @@ class Directory:
         for change in changes:
             self.apply(change)
             self.last_seq = change.seq
-        if "signing" in kinds:
+        # The feed is read and applied: revocations are in force whatever the callbacks do.
+        self._last_poll_ok = time.monotonic()
+        if "signing" in kinds or self._signing_pending:
+            self._signing_pending = True
             for callback in self.on_signing_change:
                 await callback()
-        self._last_poll_ok = time.monotonic()
+            self._signing_pending = False
         return len(changes)
 
     @property
@@ -185,18 +192,19 @@ class Directory:
         """Whether the change feed was read within the last second (readiness)."""
         return time.monotonic() - self._last_poll_ok <= 1.0 + self.poll_interval
 
+    def _fail_closed(self) -> None:
+        if time.monotonic() - self._last_poll_ok > 1.0:
+            # A revocation made elsewhere could be going unseen: after a second without the
+            # feed, stop trusting what is cached (contract §2's one-second bound).
+            self.clear()
+
     async def follow(self) -> None:
-        logged = 0.0
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                await self.poll()
-            except StoreError as exc:
-                now = time.monotonic()
-                if now - logged > 10:
-                    log.warning("cannot read the change feed: %s", exc)
-                    logged = now
-                if now - self._last_poll_ok > 1.0:
-                    # A revocation made elsewhere could be going unseen: after a second without
-                    # the feed, stop trusting what is cached (contract §2's one-second bound).
-                    self.clear()
+        """Poll the change feed forever; no exception ends it (issue 9, defect 1)."""
+        await every(
+            self.poll_interval,
+            self.poll,
+            what="change feed",
+            log=log,
+            on_error=self._fail_closed,
+            expected=(StoreError,),
+        )

@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import Sealer
 from gateway.identity.models import SigningKey
@@ -72,11 +73,12 @@ class Rotation:
         self.store.prune_changes(hour_ago.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         return changed
 
+    async def step(self) -> None:
+        if await asyncio.to_thread(self.tick):
+            await self.reload()
+
     async def run(self, interval: float = 30.0) -> None:
-        while True:
-            try:
-                if await asyncio.to_thread(self.tick):
-                    await self.reload()
-            except StoreError as exc:
-                log.warning("signing key rotation skipped: %s", exc)
-            await asyncio.sleep(interval)
+        """Rotate on schedule forever; no exception ends it (issue 9, defect 1)."""
+        await every(
+            interval, self.step, what="signing key rotation", log=log, expected=(StoreError,), first_delay=False
+        )

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.background import every
 from gateway.metrics import POLICY_RELOADS
 from gateway.policy.loader import Policy, PolicyError, load_policy, policy_files
 
@@ -68,9 +69,11 @@ class PolicyHolder:
                 self.on_swap(policy)
             return True
 
+    async def _check(self) -> None:
+        if await asyncio.to_thread(_signature, self.paths) != self._signature:
+            await self.reload()
+
     async def watch(self, interval: float) -> None:
-        """Poll the files' names, sizes and modification times; reload when they change."""
-        while True:
-            await asyncio.sleep(interval)
-            if await asyncio.to_thread(_signature, self.paths) != self._signature:
-                await self.reload()
+        """Poll the files' names, sizes and modification times; reload when they change. No
+        exception ends the watch (issue 9, defect 1): the previous rules keep serving."""
+        await every(interval, self._check, what="policy reload", log=log)
