@@ -8,12 +8,12 @@ that authorize upstream calls. A tenant admin (a client with a tenant) sees only
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
+from gateway import jsonsafe
 from gateway.errors import AccessDenied, InvalidRequest, RequestTooLarge
 from gateway.identity.grants import GrantSet
 from gateway.pipeline.authn import bearer_credential
@@ -71,7 +71,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        data = json.loads(body)
+        data = jsonsafe.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("body: not valid JSON") from None
     if not isinstance(data, dict):

@@ -9,7 +9,6 @@ or as `Authorization: Bearer`). Every answer carries `Cache-Control: no-store`.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import jsonsafe
 from gateway.errors import (
     InvalidClient,
     InvalidGrant,
@@ -84,7 +84,7 @@ async def read_params(request: Request) -> dict[str, str]:
 
 def _json_params(body: bytes) -> dict[str, str]:
     try:
-        data = json.loads(body or b"{}")
+        data = jsonsafe.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequest("body: not valid JSON") from None
     if not isinstance(data, dict):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.identity.deployment import write_routes
+from tests.identity.deployment import new_gateway, write_routes
+from tests.support.harness import Gateway
 from tests.support.processes import Upstream
 
 
@@ -21,3 +22,16 @@ def recorder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 @pytest.fixture(scope="session")
 def policy_file(tmp_path_factory: pytest.TempPathFactory, recorder: Upstream) -> Path:
     return write_routes(tmp_path_factory.mktemp("policy"), recorder.url)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
+    """The suite's shared gateway (SQLite, one worker), for tests that only add their own
+    clients, keys, roles and records. Tests that break or reconfigure a gateway start their own."""
+    gw = new_gateway(tmp_path_factory.mktemp("gw"), None, [policy_file])
+    gw.init()
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.stop()

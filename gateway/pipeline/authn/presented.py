@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from gateway import jsonsafe
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class UnverifiedJwt:
 
 
 def _segment(text: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    return jsonsafe.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
 
 
 class Presented:
