@@ -2,6 +2,9 @@
 
     canonical path → own endpoint? → match route → authenticate → authorize → mutate → forward
 
+The stages from matching to mutate are `gateway.pipeline.decide`, shared with the forward-auth
+decision endpoint (`gateway.decisions`), so both front doors decide alike.
+
 Starlette serves the gateway's own endpoints (`own`); the proxy path writes ASGI messages itself
 (measured: Starlette's StreamingResponse alone adds ~115 µs per request). Every GatewayError is
 rendered by `errors.render`; any other exception is logged and answered 500, and in no error path
@@ -15,13 +18,12 @@ import os
 import time
 from typing import Any
 
-from gateway.errors import GatewayError, NotFound, RequestTooLarge, ServerError, ServiceUnavailable, render
+from gateway.errors import GatewayError, RequestTooLarge, ServerError, ServiceUnavailable, render
 from gateway.metrics import UNMATCHED, observe_request
 from gateway.paths import canonicalize
-from gateway.pipeline.authn import bearer_credential
+from gateway.pipeline.decide import grant, match_route
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
 from gateway.pipeline.forward.upstream import ClientGone, Receive, Send, forward
-from gateway.pipeline.identity import ANONYMOUS
 from gateway.policy.loader import RESERVED_TEMPLATES
 from gateway.policy.model import Route, parse_template
 from gateway.policy.table import RouteTable
@@ -95,23 +97,16 @@ class ProxyApp:
                 status = statuses[0] if statuses else 500
                 return
             policy = self.runtime.policy.current
-            match = policy.table.match(method, segments)
-            if match is None:
-                raise NotFound()
-            route = match.route
-            route_id = route.id
-            if route.public:
-                identity = ANONYMOUS
-                decision = "public"
-            else:
-                credential = bearer_credential(inbound.authorization, scope["query_string"])
-                identity = await self.runtime.authn.authenticate(credential, route.auth)
-                await self.runtime.authz.authorize(route, identity, match.params)
-                decision = "allow"
+            match = match_route(policy, method, segments)
+            route_id = match.route.id
+            granted = await grant(
+                self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
+            )
+            decision = granted.decision
             if inbound.content_length is not None and inbound.content_length > config.limits.max_body_bytes:
                 raise RequestTooLarge(f"request body is over {config.limits.max_body_bytes} bytes")
 
-            upstream = policy.upstreams[route.upstream]
+            upstream = granted.upstream
             client = scope.get("client")
             peer = client[0] if client else ""
             forwarded, _client_address = forwarding_headers(
@@ -119,13 +114,12 @@ class ProxyApp:
             )
             headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in inbound.forward]
             headers += [(n.decode(), v.decode("latin-1")) for n, v in forwarded]
-            mutated = self.runtime.mutate.headers(identity, route, method, path, upstream.name)
-            headers += [(n.decode(), v.decode()) for n, v in mutated]
+            headers += [(n.decode(), v.decode()) for n, v in granted.headers]
             headers.append(("x-request-id", request_id.decode()))
             if upstream.preserve_host and inbound.host is not None:
                 headers.append(("host", inbound.host.decode("latin-1")))
-            if upstream.forward_authorization and identity.forwardable_token is not None:
-                headers.append(("authorization", f"Bearer {identity.forwardable_token}"))
+            if upstream.forward_authorization and granted.identity.forwardable_token is not None:
+                headers.append(("authorization", f"Bearer {granted.identity.forwardable_token}"))
 
             response_started = True  # from here on, forward() owns the response
             status = await forward(

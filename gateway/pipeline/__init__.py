@@ -1,5 +1,6 @@
 """The request pipeline: match route → authenticate → authorize → mutate → forward.
 
-The proxy (`gateway.proxy`) and, later, the forward-auth decision endpoint are two front doors
-onto the same stages; each stage is a small module here with a small interface.
+The proxy (`gateway.proxy`) and the forward-auth decision endpoint (`gateway.decisions`) are two
+front doors onto the same stages: `decide` runs them up to mutate for both; each stage is a small
+module here with a small interface.
 """
