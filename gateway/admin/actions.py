@@ -18,6 +18,7 @@ from gateway.admin.auth import Caller, require
 from gateway.errors import AccessDenied, ConflictError, InvalidRequest, NotFound
 from gateway.identity import service
 from gateway.identity.directory import Directory
+from gateway.identity.expiry import expiry_from
 from gateway.identity.grants import GrantSet
 from gateway.identity.models import AuditEntry, Client, Record, Role
 from gateway.store import Conflict, Missing, Store
@@ -91,7 +92,7 @@ class Actions:
                 "access key",
                 self._make_key,
                 store.create_access_key,
-                store.list_access_keys,
+                lambda client_id: store.list_access_keys(client_id, with_expired=True),
                 store.revoke_access_key,
                 service.render_key,
             ),
@@ -99,7 +100,7 @@ class Actions:
                 "secret",
                 self._make_secret,
                 store.create_client_secret,
-                store.list_client_secrets,
+                lambda client_id: store.list_client_secrets(client_id, with_expired=True),
                 store.revoke_client_secret,
                 service.render_secret,
             ),
@@ -164,12 +165,12 @@ class Actions:
     # --- client credentials -------------------------------------------------------------------
 
     def _make_key(self, client_id: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        key, access_key = service.new_access_key(client_id, self.account_id)
+        key, access_key = service.new_access_key(client_id, self.account_id, expiry_from(body))
         return key, service.render_key(key, access_key)
 
     @staticmethod
     def _make_secret(client_id: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        secret, shown_once = service.new_client_secret(client_id)
+        secret, shown_once = service.new_client_secret(client_id, expiry_from(body))
         return secret, service.render_secret(secret, shown_once)
 
     @staticmethod

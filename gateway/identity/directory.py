@@ -101,10 +101,19 @@ class Directory:
 
     async def credential_active(self, client_id: str, credential_id: str) -> bool:
         """Whether the access key, client secret or registered public key a token was issued on
-        still belongs to the client and is not revoked."""
+        still belongs to the client and is neither revoked nor expired."""
+        return await self.credential_expiry(client_id, credential_id) is not False
+
+    async def credential_expiry(self, client_id: str, credential_id: str) -> float | bool | None:
+        """False when the credential a token was issued on is gone (revoked, expired, another
+        client's); else when it expires (epoch seconds), None for never. A token dies with the
+        credential it was issued on, so a cached verification must not outlive it either."""
+        now = time.time()
         if credential_id.startswith("acc_"):
             key = await self.key(credential_id)
-            return key is not None and key.active and key.client_id == client_id
+            if key is None or not key.active or key.client_id != client_id or key.expired(now):
+                return False
+            return key.expires_epoch
         found = self._credentials.get(credential_id, _ABSENT)
         if found is _ABSENT:
             generation = self._key_generation
@@ -116,11 +125,13 @@ class Directory:
             found = await asyncio.to_thread(lookup, credential_id)
             if generation == self._key_generation:
                 self._credentials[credential_id] = found
-        return (
-            isinstance(found, ClientSecret | ClientPublicKey)
-            and found.active
-            and found.client_id == client_id
-        )
+        if not isinstance(found, ClientSecret | ClientPublicKey) or not found.active:
+            return False
+        if found.client_id != client_id:
+            return False
+        if isinstance(found, ClientSecret):
+            return False if found.expired(now) else found.expires_epoch
+        return None
 
     def token_revoked(self, jti: str) -> bool:
         return jti in self._revoked_tokens

@@ -9,8 +9,33 @@ from datetime import UTC, datetime
 
 def now_iso() -> str:
     """ISO 8601 UTC with milliseconds, as Authress writes times."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return iso_of(datetime.now(UTC))
+
+
+def iso_of(moment: datetime) -> str:
+    """The one format every stored time has, so that times compare as strings (in SQL too)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_of(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+class Expiring:
+    """Mixed into credentials that may carry an expiry (issue 14): an expired credential is
+    refused like a revoked one and no longer counts towards the limit of active ones."""
+
+    __slots__ = ()
+    expires_at: str | None
+
+    @property
+    def expires_epoch(self) -> float | None:
+        return None if self.expires_at is None else epoch_of(self.expires_at)
+
+    def expired(self, now: float) -> bool:
+        expires = self.expires_epoch
+        return expires is not None and expires <= now
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +53,14 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
-class AccessKey:
+class AccessKey(Expiring):
     key_id: str
     client_id: str
     public_key: bytes  # raw Ed25519 public key
     created_at: str
     revoked_at: str | None = None
+    expires_at: str | None = None
+    last_used: str | None = None  # minute precision, written in batches
 
     @property
     def active(self) -> bool:
@@ -106,12 +133,14 @@ class SigningKey:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientSecret:
+class ClientSecret(Expiring):
     secret_id: str
     client_id: str
     hash: str  # hex SHA-256 of the whole secret
     created_at: str
     revoked_at: str | None = None
+    expires_at: str | None = None
+    last_used: str | None = None
 
     @property
     def active(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -153,10 +154,22 @@ def render_client(client: Client, keys: list[AccessKey] | None = None) -> dict[s
 # --- access keys -----------------------------------------------------------------------------
 
 
-def new_access_key(client_id: str, account_id: str) -> tuple[AccessKey, str]:
+def new_access_key(
+    client_id: str, account_id: str, expires_at: str | None = None
+) -> tuple[AccessKey, str]:
     """A fresh key pair: the model to store (public key only) and the access key, shown once."""
     made = generate_access_key(client_id, account_id)
-    return AccessKey(made.key_id, client_id, made.public_key, now_iso()), made.access_key
+    key = AccessKey(made.key_id, client_id, made.public_key, now_iso(), expires_at=expires_at)
+    return key, made.access_key
+
+
+def _lifecycle(credential: AccessKey | ClientSecret) -> dict[str, Any]:
+    """Expiry and last use, as lists show them (an expired credential is listed, marked)."""
+    return {
+        "expiresAt": credential.expires_at,
+        "expired": credential.expired(time.time()),
+        "lastUsed": credential.last_used,
+    }
 
 
 def render_key(key: AccessKey, access_key: str | None = None) -> dict[str, Any]:
@@ -164,6 +177,7 @@ def render_key(key: AccessKey, access_key: str | None = None) -> dict[str, Any]:
         "keyId": key.key_id,
         "clientId": key.client_id,
         "generationDate": key.created_at,
+        **_lifecycle(key),
     }
     if access_key is not None:
         rendered["accessKey"] = access_key
@@ -173,12 +187,12 @@ def render_key(key: AccessKey, access_key: str | None = None) -> dict[str, Any]:
 # --- client secrets and registered public keys --------------------------------------------
 
 
-def new_client_secret(client_id: str) -> tuple[ClientSecret, str]:
+def new_client_secret(client_id: str, expires_at: str | None = None) -> tuple[ClientSecret, str]:
     """A fresh secret: the model to store (a hash only) and the secret, shown once."""
     from gateway.oauth.secrets import new_secret
 
     secret_id, secret, digest = new_secret()
-    return ClientSecret(secret_id, client_id, digest, now_iso()), secret
+    return ClientSecret(secret_id, client_id, digest, now_iso(), expires_at=expires_at), secret
 
 
 def render_secret(secret: ClientSecret, shown_once: str | None = None) -> dict[str, Any]:
@@ -186,6 +200,7 @@ def render_secret(secret: ClientSecret, shown_once: str | None = None) -> dict[s
         "secretId": secret.secret_id,
         "clientId": secret.client_id,
         "createdTime": secret.created_at,
+        **_lifecycle(secret),
     }
     if shown_once is not None:
         rendered["clientSecret"] = shown_once

@@ -123,7 +123,12 @@ class ClientAuthenticator:
             stored = await asyncio.to_thread(self.store.get_client_secret, secret_id) if secret_id else None
             if stored is None:
                 secrets.hash_secret(secret)
-            elif secrets.matches(secret, stored.hash) and stored.active and stored.client_id == client_id:
+            elif (
+                secrets.matches(secret, stored.hash)
+                and stored.active
+                and not stored.expired(time.time())
+                and stored.client_id == client_id
+            ):
                 credential_id = stored.secret_id
         if credential_id is None:
             raise fail

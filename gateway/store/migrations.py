@@ -101,6 +101,28 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE signing_keys ADD COLUMN retired_at TEXT",
         ],
     ),
+    (
+        3,
+        [
+            # Issue 14: credentials that expire, and when each was last used (minute precision,
+            # written in batches by the workers' usage recorders, never once per request).
+            "ALTER TABLE access_keys ADD COLUMN expires_at TEXT",
+            "ALTER TABLE access_keys ADD COLUMN last_used TEXT",
+            "ALTER TABLE client_secrets ADD COLUMN expires_at TEXT",
+            "ALTER TABLE client_secrets ADD COLUMN last_used TEXT",
+            # A client's rate limit, JSON {"requests", "window", "burst"} or NULL.
+            "ALTER TABLE clients ADD COLUMN rate_limit TEXT",
+            # Request counts per client, hour (ISO, truncated) and route; no foreign key, so the
+            # history of a deleted client stays readable and a late batch never fails on it.
+            """CREATE TABLE usage (
+                client_id TEXT NOT NULL,
+                hour TEXT NOT NULL,
+                route TEXT NOT NULL,
+                allowed BIGINT NOT NULL DEFAULT 0,
+                refused BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (client_id, hour, route))""",
+        ],
+    ),
 ]
 
 _DIALECT = {

@@ -57,8 +57,18 @@ def _client(row: Any) -> Client:
     )
 
 
+_KEY_COLUMNS = "key_id, client_id, public_key, created_at, revoked_at, expires_at, last_used"
+_SECRET_COLUMNS = "secret_id, client_id, hash, created_at, revoked_at, expires_at, last_used"
+# Active: not revoked and not expired (an expired credential does not count towards the limit).
+_ACTIVE = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+
+
 def _key(row: Any) -> AccessKey:
-    return AccessKey(row[0], row[1], bytes(row[2]), row[3], row[4])
+    return AccessKey(row[0], row[1], bytes(row[2]), row[3], row[4], row[5], row[6])
+
+
+def _unrevoked(with_expired: bool) -> str:
+    return "revoked_at IS NULL" if with_expired else _ACTIVE
 
 
 def _role(row: Any) -> Role:
@@ -250,8 +260,9 @@ class Store:
     @staticmethod
     def _insert_key(cur: Cursor, key: AccessKey) -> None:
         cur.execute(
-            "INSERT INTO access_keys (key_id, client_id, public_key, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
-            (key.key_id, key.client_id, key.public_key, key.created_at),
+            "INSERT INTO access_keys (key_id, client_id, public_key, created_at, revoked_at, expires_at)"
+            " VALUES (?, ?, ?, ?, NULL, ?)",
+            (key.key_id, key.client_id, key.public_key, key.created_at, key.expires_at),
         )
 
     def create_access_key(self, key: AccessKey, actor: str) -> AccessKey:
@@ -259,8 +270,8 @@ class Store:
             if not cur.execute("SELECT 1 FROM clients WHERE client_id = ?", (key.client_id,)).fetchone():
                 raise Missing(key.client_id)
             active = cur.execute(
-                "SELECT COUNT(*) FROM access_keys WHERE client_id = ? AND revoked_at IS NULL",
-                (key.client_id,),
+                f"SELECT COUNT(*) FROM access_keys WHERE client_id = ? AND {_ACTIVE}",
+                (key.client_id, now_iso()),
             ).fetchone()[0]
             if active >= MAX_ACTIVE_KEYS:
                 raise Conflict(f"a client has at most {MAX_ACTIVE_KEYS} active access keys; revoke one first")
@@ -275,17 +286,18 @@ class Store:
     def get_access_key(self, key_id: str) -> AccessKey | None:
         with self.backend.read() as cur:
             row = cur.execute(
-                "SELECT key_id, client_id, public_key, created_at, revoked_at FROM access_keys WHERE key_id = ?",
+                f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE key_id = ?",
                 (key_id,),
             ).fetchone()
         return None if row is None else _key(row)
 
-    def list_access_keys(self, client_id: str) -> list[AccessKey]:
+    def list_access_keys(self, client_id: str, with_expired: bool = False) -> list[AccessKey]:
+        """The client's active keys; with `with_expired`, the expired ones too (lists show them)."""
         with self.backend.read() as cur:
             rows = cur.execute(
-                "SELECT key_id, client_id, public_key, created_at, revoked_at FROM access_keys"
-                " WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at, key_id",
-                (client_id,),
+                f"SELECT {_KEY_COLUMNS} FROM access_keys"
+                f" WHERE client_id = ? AND {_unrevoked(with_expired)} ORDER BY created_at, key_id",
+                (client_id,) if with_expired else (client_id, now_iso()),
             ).fetchall()
         return [_key(r) for r in rows]
 
@@ -526,16 +538,17 @@ class Store:
             if not cur.execute("SELECT 1 FROM clients WHERE client_id = ?", (secret.client_id,)).fetchone():
                 raise Missing(secret.client_id)
             active = cur.execute(
-                "SELECT COUNT(*) FROM client_secrets WHERE client_id = ? AND revoked_at IS NULL",
-                (secret.client_id,),
+                f"SELECT COUNT(*) FROM client_secrets WHERE client_id = ? AND {_ACTIVE}",
+                (secret.client_id, now_iso()),
             ).fetchone()[0]
             if active >= MAX_ACTIVE_KEYS:
                 raise Conflict(
                     f"a client has at most {MAX_ACTIVE_KEYS} active client secrets; revoke one first"
                 )
             cur.execute(
-                "INSERT INTO client_secrets (secret_id, client_id, hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
-                (secret.secret_id, secret.client_id, secret.hash, secret.created_at),
+                "INSERT INTO client_secrets (secret_id, client_id, hash, created_at, revoked_at, expires_at)"
+                " VALUES (?, ?, ?, ?, NULL, ?)",
+                (secret.secret_id, secret.client_id, secret.hash, secret.created_at, secret.expires_at),
             )
             self._audit(
                 cur,
@@ -550,17 +563,17 @@ class Store:
     def get_client_secret(self, secret_id: str) -> ClientSecret | None:
         with self.backend.read() as cur:
             row = cur.execute(
-                "SELECT secret_id, client_id, hash, created_at, revoked_at FROM client_secrets WHERE secret_id = ?",
+                f"SELECT {_SECRET_COLUMNS} FROM client_secrets WHERE secret_id = ?",
                 (secret_id,),
             ).fetchone()
         return None if row is None else ClientSecret(*row)
 
-    def list_client_secrets(self, client_id: str) -> list[ClientSecret]:
+    def list_client_secrets(self, client_id: str, with_expired: bool = False) -> list[ClientSecret]:
         with self.backend.read() as cur:
             rows = cur.execute(
-                "SELECT secret_id, client_id, hash, created_at, revoked_at FROM client_secrets"
-                " WHERE client_id = ? AND revoked_at IS NULL ORDER BY created_at, secret_id",
-                (client_id,),
+                f"SELECT {_SECRET_COLUMNS} FROM client_secrets"
+                f" WHERE client_id = ? AND {_unrevoked(with_expired)} ORDER BY created_at, secret_id",
+                (client_id,) if with_expired else (client_id, now_iso()),
             ).fetchall()
         return [ClientSecret(*r) for r in rows]
 

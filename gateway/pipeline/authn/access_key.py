@@ -7,6 +7,8 @@ client must exist and be enabled. Descriptions say what is wrong without echoing
 
 from __future__ import annotations
 
+import time
+
 from gateway.crypto import MalformedAccessKey, parse_access_key, same_public_key
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
@@ -42,6 +44,8 @@ class AccessKeyAuthenticator:
             raise InvalidToken("the access key does not match", reason="bad_signature")
         if not key.active:
             raise InvalidToken("the access key was revoked", reason="revoked")
+        if key.expired(time.time()):
+            raise InvalidToken("the access key expired", reason="expired")
         client = await self.directory.client(key.client_id)
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
@@ -54,5 +58,8 @@ class AccessKeyAuthenticator:
                 scopes=frozenset(client.scopes),
                 audiences=frozenset(client.audiences),
                 credential_id=key.key_id,
-            )
+            ),
+            # The chain's cache compares this at every lookup: an expired key is refused on
+            # every worker at its expiry instant, warm cache or not.
+            expires_at=key.expires_epoch,
         )

@@ -111,6 +111,9 @@ class ClientJwtAuthenticator:
             raise InvalidToken("bad signature", reason="bad_signature") from None
         if not key.active:
             raise InvalidToken("the access key was revoked", reason="revoked")
+        key_expires = key.expires_epoch
+        if key_expires is not None and key_expires <= now:
+            raise InvalidToken("the access key expired", reason="expired")
         client = await self.directory.client(client_id)
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
@@ -124,5 +127,7 @@ class ClientJwtAuthenticator:
                 audiences=frozenset(client.audiences),
                 credential_id=key.key_id,
             ),
-            expires_at=expires + self.leeway,
+            expires_at=expires + self.leeway
+            if key_expires is None
+            else min(expires + self.leeway, key_expires),
         )

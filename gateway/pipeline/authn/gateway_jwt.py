@@ -29,8 +29,14 @@ class GatewayJwtAuthenticator:
         client = await self.directory.client(client_id)
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
-        if not await self.directory.credential_active(client_id, claims["cid"]):
-            raise InvalidToken("the credential this token was issued on was revoked", reason="revoked")
+        credential_expires = await self.directory.credential_expiry(client_id, claims["cid"])
+        if credential_expires is False:
+            raise InvalidToken(
+                "the credential this token was issued on was revoked or expired", reason="revoked"
+            )
+        expires_at = float(claims["exp"]) + self.tokens.tokens.leeway
+        if isinstance(credential_expires, float):
+            expires_at = min(expires_at, credential_expires)
         audience = claims.get("aud")
         audiences = (
             [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
@@ -47,5 +53,5 @@ class GatewayJwtAuthenticator:
                 credential_id=claims["cid"],
                 forwardable_token=presented.text,
             ),
-            expires_at=float(claims["exp"]) + self.tokens.tokens.leeway,
+            expires_at=expires_at,
         )
