@@ -32,6 +32,7 @@ ENV_OVERRIDES = {
     "GATEWAY_ACCOUNT_ID": "account_id",
     "GATEWAY_MASTER_KEY_FILE": "master_key_file",
     "GATEWAY_WORKERS": "workers",
+    "GATEWAY_RATE_LIMITS_BACKEND": "rate_limits.backend",
 }
 
 
@@ -82,6 +83,19 @@ class Throttle:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    flush_interval: float = 5.0  # how often each worker writes its batch of usage counts
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    backend: str = "local"  # "local" (per process) or a redis:// / rediss:// / unix:// URL
+    failure_mode: str = "fail_closed"  # when Redis cannot be reached: fail_closed or fail_open
+    key_prefix: str = "gateway:rl:"  # Redis keys; several deployments may share one Redis
+    timeout: float = 0.25  # one Redis round trip, at most
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -98,6 +112,8 @@ class Config:
     tokens: Tokens = field(default_factory=Tokens)
     caches: Caches = field(default_factory=Caches)
     throttle: Throttle = field(default_factory=Throttle)
+    usage: Usage = field(default_factory=Usage)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -205,6 +221,8 @@ _TOP = {
     "tokens",
     "throttle",
     "caches",
+    "usage",
+    "rate_limits",
 }
 
 
@@ -409,6 +427,48 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             cd.credential_ttl,
         ),
     )
+    usage_raw = r.mapping(top.get("usage"), "usage", {"flush_interval"})
+    usage = Usage(
+        flush_interval=optional(
+            "usage.flush_interval", usage_raw.get("flush_interval"), seconds_between(0.1, 300), 5.0
+        )
+    )
+    rl_raw = r.mapping(top.get("rate_limits"), "rate_limits", {"backend", "failure_mode", "key_prefix", "timeout"})
+    rld = RateLimits()
+
+    def one_of(*choices: str) -> Any:
+        def parse(value: object) -> str:
+            if value not in choices:
+                raise ValueError(f"expected one of {', '.join(choices)}")
+            return str(value)
+
+        return parse
+
+    def limiter_backend(value: object) -> str:
+        if value == "local":
+            return "local"
+        if isinstance(value, str) and urlsplit(value).scheme in ("redis", "rediss", "unix") and len(value) > 8:
+            return value
+        raise ValueError("expected local or a redis:// URL (redis://HOST:PORT/DB)")
+
+    def prefix(value: object) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9:_.-]{1,64}", value):
+            raise ValueError("expected 1 to 64 letters, digits and : _ . -")
+        return value
+
+    rate_limits = RateLimits(
+        backend=optional("rate_limits.backend", rl_raw.get("backend"), limiter_backend, rld.backend),
+        failure_mode=optional(
+            "rate_limits.failure_mode",
+            rl_raw.get("failure_mode"),
+            one_of("fail_closed", "fail_open"),
+            rld.failure_mode,
+        ),
+        key_prefix=optional("rate_limits.key_prefix", rl_raw.get("key_prefix"), prefix, rld.key_prefix),
+        timeout=optional(
+            "rate_limits.timeout", rl_raw.get("timeout"), seconds_between(0.01, 10), rld.timeout
+        ),
+    )
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
@@ -433,5 +493,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         tokens=tokens,
         throttle=throttle,
         caches=caches,
+        usage=usage,
+        rate_limits=rate_limits,
         **config_kwargs,
     )

@@ -117,3 +117,11 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+# Usage batches written to the store (issue 14): one per worker per flush interval at most, never
+# one per request. Client ids are never labels; usage per client lives in the store.
+USAGE_FLUSHES = Counter(
+    "gateway_usage_flushes_total",
+    "Batches of usage counts and last-use times written to the store, by outcome.",
+    ["outcome"],
+)

@@ -28,6 +28,7 @@ from gateway.pipeline.mutate import Mutator
 from gateway.policy.loader import Policy
 from gateway.policy.reloader import PolicyHolder
 from gateway.store import Store, StoreError, open_store
+from gateway.usage import UsageRecorder
 
 log = logging.getLogger("gateway")
 
@@ -133,6 +134,7 @@ class Runtime:
         self.authn = identity.chain if identity else AuthenticatorChain(())
         self.authz = Authorizer(identity.grants if identity else None)
         self.mutate = Mutator(identity.headers if identity else None)
+        self.usage = UsageRecorder(identity.store, config.usage.flush_interval) if identity else None
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -150,6 +152,8 @@ class Runtime:
             await self.identity.directory.start()
             self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
             self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
+        if self.usage is not None:
+            self._tasks.append(asyncio.create_task(self.usage.run()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -159,5 +163,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstreams.close()
+        if self.usage is not None:
+            await self.usage.flush()  # the last batch; a failure is logged by flush()
         if self.identity is not None:
             self.identity.store.close()

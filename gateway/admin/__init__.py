@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import clients, grants, wellknown
+from gateway.admin import clients, grants, usage, wellknown
 from gateway.admin.actions import Actions
 from gateway.admin.openapi import openapi_document
 from gateway.config import Limits
@@ -58,6 +58,7 @@ def admin_app(runtime: Runtime) -> Starlette:
         actions = Actions(runtime.identity.store, runtime.identity.directory, runtime.config.account_id)
         api += clients.routes(runtime, actions)
         api += grants.routes(runtime, actions)
+        api += usage.routes(runtime, actions)
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

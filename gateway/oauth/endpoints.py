@@ -187,6 +187,8 @@ def routes(runtime: Runtime) -> list[Route]:
         scopes, audience = scopes_and_audience(params, client.scopes, client.audiences)
         access_token, lifetime = tokens.issue(client, scopes, audience, credential_id)
         TOKENS_ISSUED.labels("client_credentials" if grant_type == CLIENT_CREDENTIALS else "jwt_bearer").inc()
+        if runtime.usage is not None and credential_id:
+            runtime.usage.used(credential_id)  # a client secret's last use (issue 14)
         return JSONResponse(
             {
                 "access_token": access_token,

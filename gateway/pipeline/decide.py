@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.errors import NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.pipeline.authn import AuthenticatorChain, bearer_credential
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.identity import ANONYMOUS, Identity
@@ -23,6 +23,7 @@ from gateway.pipeline.mutate import Headers, Mutator
 from gateway.policy.loader import Policy
 from gateway.policy.model import Route, Upstream
 from gateway.policy.table import Match
+from gateway.usage import UsageRecorder
 
 
 class Stages(Protocol):
@@ -31,6 +32,7 @@ class Stages(Protocol):
     authn: AuthenticatorChain
     authz: Authorizer
     mutate: Mutator
+    usage: UsageRecorder | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,18 @@ async def grant(
     else:
         credential = bearer_credential(authorization, query_string)
         identity = await stages.authn.authenticate(credential, route.auth)
-        await stages.authz.authorize(route, identity, match.params)
+        try:
+            await stages.authz.authorize(route, identity, match.params)
+        except GatewayError:
+            count(stages, identity, route, allowed=False)
+            raise
+        count(stages, identity, route, allowed=True)
         decision = "allow"
     headers = stages.mutate.headers(identity, route, method, path, upstream.name)
     return Granted(route, upstream, identity, headers, decision)
+
+
+def count(stages: Stages, identity: Identity, route: Route, allowed: bool) -> None:
+    """The client's usage (issue 14): counted in memory, written in batches."""
+    if stages.usage is not None and identity.client_id is not None:
+        stages.usage.count(identity.client_id, route.id, allowed, identity.credential_id)
