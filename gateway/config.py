@@ -28,6 +28,7 @@ ENV_OVERRIDES = {
     "GATEWAY_LISTEN": "listen",
     "GATEWAY_ADMIN_LISTEN": "admin.listen",
     "GATEWAY_ADMIN_PUBLIC_URL": "admin.public_url",
+    "GATEWAY_DECISIONS_LISTEN": "decisions.listen",
     "GATEWAY_STORE": "store",
     "GATEWAY_ACCOUNT_ID": "account_id",
     "GATEWAY_MASTER_KEY_FILE": "master_key_file",
@@ -96,6 +97,16 @@ class RateLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Decisions:
+    """The forward-auth decision endpoint (contract §4): always on the admin listener, and on a
+    listener of its own when `listen` is set; a 200 may be cached by the front proxy for
+    `cache_max_age` seconds (at most the 1 s revocation bound; 0 turns caching off)."""
+
+    listen: Listen | None = None
+    cache_max_age: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -114,6 +125,7 @@ class Config:
     throttle: Throttle = field(default_factory=Throttle)
     usage: Usage = field(default_factory=Usage)
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    decisions: Decisions = field(default_factory=Decisions)
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -223,6 +235,7 @@ _TOP = {
     "caches",
     "usage",
     "rate_limits",
+    "decisions",
 }
 
 
@@ -268,6 +281,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     )
     throttle_raw = r.mapping(top.get("throttle"), "throttle", {"failures_per_client", "failures_per_address"})
     caches_raw = r.mapping(top.get("caches"), "caches", {"credentials", "credential_ttl"})
+    decisions_raw = r.mapping(top.get("decisions"), "decisions", {"listen", "cache_max_age"})
 
     def required(key: str, value: Any, parse: Any) -> Any:
         if value is None:
@@ -433,7 +447,9 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             "usage.flush_interval", usage_raw.get("flush_interval"), seconds_between(0.1, 300), 5.0
         )
     )
-    rl_raw = r.mapping(top.get("rate_limits"), "rate_limits", {"backend", "failure_mode", "key_prefix", "timeout"})
+    rl_raw = r.mapping(
+        top.get("rate_limits"), "rate_limits", {"backend", "failure_mode", "key_prefix", "timeout"}
+    )
     rld = RateLimits()
 
     def one_of(*choices: str) -> Any:
@@ -447,7 +463,11 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     def limiter_backend(value: object) -> str:
         if value == "local":
             return "local"
-        if isinstance(value, str) and urlsplit(value).scheme in ("redis", "rediss", "unix") and len(value) > 8:
+        if (
+            isinstance(value, str)
+            and urlsplit(value).scheme in ("redis", "rediss", "unix")
+            and len(value) > 8
+        ):
             return value
         raise ValueError("expected local or a redis:// URL (redis://HOST:PORT/DB)")
 
@@ -467,6 +487,21 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         key_prefix=optional("rate_limits.key_prefix", rl_raw.get("key_prefix"), prefix, rld.key_prefix),
         timeout=optional(
             "rate_limits.timeout", rl_raw.get("timeout"), seconds_between(0.01, 10), rld.timeout
+        ),
+    )
+
+    def revocation_bound(value: object) -> int:
+        # max-age is whole seconds (RFC 9111 §5.2.2.1), and no cached decision may outlive the
+        # 1 s revocation bound: so 0 or 1.
+        seconds = parse_duration(value)
+        if seconds not in (0, 1):
+            raise ValueError("expected 0s (no caching) or 1s (the revocation bound)")
+        return int(seconds)
+
+    decisions = Decisions(
+        listen=optional("decisions.listen", decisions_raw.get("listen"), parse_listen, None),
+        cache_max_age=optional(
+            "decisions.cache_max_age", decisions_raw.get("cache_max_age"), revocation_bound, 1
         ),
     )
     config_kwargs = dict(
@@ -495,5 +530,6 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         caches=caches,
         usage=usage,
         rate_limits=rate_limits,
+        decisions=decisions,
         **config_kwargs,
     )

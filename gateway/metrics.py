@@ -50,6 +50,19 @@ REQUEST_DURATION = Histogram(
     ["route"],
     buckets=_LATENCY_BUCKETS,
 )
+# The forward-auth decision endpoint's answers, apart from proxied requests: same labels, the
+# route and outcome being those of the request decided (the code is what the front proxy got).
+DECISIONS = Counter(
+    "gateway_decisions_total",
+    "Forward-auth decisions answered (/v1/decisions), by the route and outcome of the request decided.",
+    ["route", "method", "code", "decision"],
+)
+DECISION_DURATION = Histogram(
+    "gateway_decision_duration_seconds",
+    "Time to answer a forward-auth decision request.",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
 UPSTREAM_DURATION = Histogram(
     "gateway_upstream_duration_seconds",
     "Time from sending a request upstream to the end of the upstream's response.",
@@ -79,27 +92,48 @@ POLICY_RELOADS = Counter(
 )
 
 UNMATCHED = "unmatched"
+# the decision label of a refusal, by status (a fixed set, contract §9)
+_DECISION_BY_STATUS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "denied",
+    404: "unmatched",
+    413: "invalid",
+    431: "invalid",
+}
+
+
+def decision_label(status: int, default: str) -> str:
+    """The `decision` label of a request refused with `status` (else `default`)."""
+    return _DECISION_BY_STATUS.get(status, default)
+
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _CODES = {n: f"{n}xx" for n in range(1, 6)}
 
 
-def observe_request(route: str, method: str, status: int, decision: str, seconds: float) -> None:
-    """Count one answered request. The labelled children are cached: `labels()` validates and
-    locks on every call, which showed up in profiles of the hot path."""
-    key = (route, method, status, decision)
+def observe_request(
+    route: str, method: str, status: int, decision: str, seconds: float, front: str = "proxy"
+) -> None:
+    """Count one answered request (`front`: "proxy", or "decisions" for the forward-auth
+    endpoint). The labelled children are cached: `labels()` validates and locks on every call,
+    which showed up in profiles of the hot path."""
+    key = (route, method, status, decision, front)
     children = _children.get(key)
     if children is None:
         if len(_children) > 10_000:  # route ids come from policy files, but reloads can rename them
             _children.clear()
+        count, duration = _FRONTS[front]
         children = _children[key] = (
-            REQUESTS.labels(route, method_label(method), code_label(status), decision),
-            REQUEST_DURATION.labels(route),
+            count.labels(route, method_label(method), code_label(status), decision),
+            duration.labels(route),
         )
     children[0].inc()
     children[1].observe(seconds)
 
 
-_children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+_children: dict[tuple[str, str, int, str, str], tuple[Any, Any]] = {}
+_FRONTS = {"proxy": (REQUESTS, REQUEST_DURATION), "decisions": (DECISIONS, DECISION_DURATION)}
 
 
 def method_label(method: str) -> str:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from gateway.errors import GatewayError, RequestTooLarge, ServerError, ServiceUnavailable, render
-from gateway.metrics import UNMATCHED, observe_request
+from gateway.metrics import UNMATCHED, decision_label, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
@@ -35,16 +35,6 @@ access = logging.getLogger("gateway.access")
 
 Scope = dict[str, Any]
 ASGIApp = Any
-
-# decision label values (a fixed set, contract §9)
-_DECISION_BY_STATUS = {
-    400: "invalid",
-    401: "unauthenticated",
-    403: "denied",
-    404: "unmatched",
-    413: "invalid",
-    431: "invalid",
-}
 
 
 def own_endpoints(base_path: str) -> RouteTable:
@@ -137,7 +127,7 @@ class ProxyApp:
             )
         except GatewayError as exc:
             status = exc.status
-            decision = _DECISION_BY_STATUS.get(status, decision)
+            decision = decision_label(status, decision)
             if isinstance(exc, ServerError):
                 log.error("request %s: %s", request_id.decode(), exc.description)
             await _send_error(send, exc, request_id)

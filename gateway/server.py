@@ -86,12 +86,18 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     await runtime.start()
     public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
     admin = _Server(_uvicorn_config(admin_app(runtime), config))
+    servers = [public, admin]
+    if len(sockets) > 2:  # decisions.listen: the forward-auth endpoint without the admin API
+        from gateway.decisions import DecisionApp
+
+        servers.append(_Server(_uvicorn_config(DecisionApp(runtime), config)))
 
     def stop() -> None:
         runtime.ready = False
-        if public.should_exit:  # a second signal: stop now
-            public.force_exit = admin.force_exit = True
-        public.should_exit = admin.should_exit = True
+        for server in servers:
+            if server.should_exit:  # a second signal: stop now
+                server.force_exit = True
+            server.should_exit = True
 
     reloads: set[asyncio.Task[bool]] = set()  # keep references: the loop only holds weak ones
 
@@ -105,7 +111,9 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     loop.add_signal_handler(signal.SIGINT, stop)
     loop.add_signal_handler(signal.SIGHUP, reload)
     try:
-        await asyncio.gather(public.serve(sockets=[sockets[0]]), admin.serve(sockets=[sockets[1]]))
+        await asyncio.gather(
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets, strict=True))
+        )
     finally:
         await runtime.stop()
 
@@ -134,10 +142,13 @@ def run(config: Config, policy: Policy | None = None) -> None:
     is reused by a single in-process worker (a large policy takes seconds to load)."""
     configure_logging(config.log_level)
     sockets = [bind(config.listen), bind(config.admin_listen)]
+    if config.decisions.listen is not None:
+        sockets.append(bind(config.decisions.listen))
     log.info(
-        "gateway serving: proxy on http://%s, admin on http://%s, %d worker(s)",
+        "gateway serving: proxy on http://%s, admin on http://%s%s, %d worker(s)",
         config.listen,
         config.admin_listen,
+        f", decisions on http://{config.decisions.listen}" if config.decisions.listen else "",
         config.workers,
     )
     try:

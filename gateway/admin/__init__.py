@@ -16,6 +16,8 @@ from gateway.admin import clients, grants, usage, wellknown
 from gateway.admin.actions import Actions
 from gateway.admin.openapi import openapi_document
 from gateway.config import Limits
+from gateway.decisions import PREFIX as DECISIONS_PREFIX
+from gateway.decisions import DecisionApp
 from gateway.errors import GatewayError, render
 from gateway.metrics import exposition
 from gateway.oauth import endpoints as oauth_endpoints
@@ -24,7 +26,10 @@ from gateway.runtime import Runtime
 from gateway.web import EXCEPTION_HANDLERS
 
 
-def admin_app(runtime: Runtime) -> Starlette:
+def admin_app(runtime: Runtime) -> DecisionApp:
+    """The admin listener's app; the forward-auth decision endpoint is answered before Starlette
+    routing (it is on the request path of every request a front proxy lets through)."""
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -63,7 +68,7 @@ def admin_app(runtime: Runtime) -> Starlette:
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.add_middleware(HeaderLimits, limits=runtime.config.limits)
-    return app
+    return DecisionApp(runtime, base_path + DECISIONS_PREFIX, other=app)
 
 
 class HeaderLimits:

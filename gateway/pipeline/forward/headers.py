@@ -134,6 +134,11 @@ def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
+def trusted_peer(peer: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether the peer's address is one of the configured `trusted_proxies`."""
+    return bool(trusted) and _trusted(peer, trusted)
+
+
 def forwarding_headers(
     inbound: Inbound, peer: str, scheme: str, trusted: tuple[Network, ...]
 ) -> tuple[list[tuple[bytes, bytes]], str]:
