@@ -30,6 +30,9 @@ from gateway.errors import ConfigError
 _ALPHABET = string.ascii_letters + string.digits
 CLIENT_ID = re.compile(r"^sc_[A-Za-z0-9]{22}$")
 KEY_ID = re.compile(r"^acc_[A-Za-z0-9]{22}$")
+# Ids of client secrets and registered public keys, as generated (checked before any lookup).
+SECRET_ID = re.compile(r"^sec_[A-Za-z0-9]{16}$")
+PUBLIC_KEY_ID = re.compile(r"^pk_[A-Za-z0-9]{22}$")
 # PKCS#8 v1 DER of an Ed25519 private key: a fixed 16-byte prefix, then the 32-byte seed.
 ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
 ED25519_PKCS8_B64_PREFIX = "MC4CAQAwBQYDK2VwBCIEI"

@@ -5,8 +5,6 @@ Query strings (the Python SDK adds `?kid=…&iss=…`) are ignored."""
 
 from __future__ import annotations
 
-import asyncio
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -27,8 +25,10 @@ def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
     async def gateway_jwks(request: Request) -> Response:
         return JSONResponse(identity.holder.ring.jwks(), headers=jwks_cache)
 
+    # Public and unauthenticated: both documents come from the directory's caches (ids checked
+    # against their format first, invalidated by the change feed), never a store query per call.
     async def enabled_client(client_id: str) -> None:
-        client = await asyncio.to_thread(identity.store.get_client, client_id)
+        client = await identity.directory.client(client_id)
         if client is None or client.disabled:
             raise NotFound(f"no client {client_id}")
 
@@ -43,7 +43,8 @@ def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
     async def client_jwks(request: Request) -> Response:
         client_id = request.path_params["client_id"]
         await enabled_client(client_id)
-        keys = await asyncio.to_thread(identity.store.list_access_keys, client_id)
+        kid = request.query_params.get("kid")  # the Python SDK names the key it wants
+        keys = (await identity.directory.client_keys(client_id, kid)).access
         jwks = [
             {
                 "kty": "OKP",

@@ -2,7 +2,9 @@
 
 The hot path reads only from here. A miss goes to the store in a thread (so the event loop never
 waits on a disk or a socket); an unknown key id is remembered briefly, so a flood of random ids
-cannot hammer the store. Every worker and replica polls the store's change feed every
+cannot hammer the store. Ids are checked against their generated formats before any lookup
+(issue 9, defect 3): what a stranger sends reaches the store only when it could be a real id, and
+every remembered miss is a fixed-size id, so the negative caches are bounded in bytes too. Every worker and replica polls the store's change feed every
 `poll_interval` (default 0.25 s) and drops what a change touches, which bounds how long a
 revoked key or grant can still work to well under a second.
 
@@ -18,9 +20,11 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from gateway.background import every
 from gateway.cache import ExpiringCache
+from gateway.crypto import CLIENT_ID, KEY_ID, PUBLIC_KEY_ID, SECRET_ID
 from gateway.identity.grants import GrantSet, compile_grants
 from gateway.identity.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
 from gateway.store import Store, StoreError
@@ -28,6 +32,15 @@ from gateway.store import Store, StoreError
 log = logging.getLogger("gateway.identity")
 
 _ABSENT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKeys:
+    """A client's active access keys and registered public keys (its JWKS, and the keys a
+    private_key_jwt assertion may be signed with)."""
+
+    access: tuple[AccessKey, ...]
+    public: tuple[ClientPublicKey, ...]
 
 
 class Directory:
@@ -46,10 +59,12 @@ class Directory:
         self._clients: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
         self._grants: ExpiringCache[str, GrantSet] = ExpiringCache(maxsize, ttl)
         self._credentials: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
+        self._client_keys: ExpiringCache[str, tuple[tuple[int, int], ClientKeys]] = ExpiringCache(maxsize, ttl)
         self._revoked_tokens: dict[str, int] = {}
         # Called (awaited) after a poll that saw the signing keys change.
         self.on_signing_change: list[Callable[[], Awaitable[None]]] = []
         self._client_generation: defaultdict[str, int] = defaultdict(int)
+        self._cleared = 0
         self.grants_generation = 0
         self._key_generation = 0
         # Bumped by every change applied: a result computed while it moved may be stale and
@@ -64,9 +79,16 @@ class Directory:
     # --- reads (hot path on a hit) ------------------------------------------------------------
 
     def generation(self, client_id: str) -> tuple[int, int]:
-        return self._client_generation[client_id], self.grants_generation
+        return self._client_stamp(client_id), self.grants_generation
+
+    def _client_stamp(self, client_id: str) -> int:
+        # A read never adds an entry (ids strangers send must not grow memory); clear() moves
+        # every client's stamp at once through `_cleared`.
+        return self._cleared + self._client_generation.get(client_id, 0)
 
     async def key(self, key_id: str) -> AccessKey | None:
+        if not KEY_ID.match(key_id):
+            return None
         key = self._keys.get(key_id)
         if key is not None:
             return key
@@ -82,11 +104,13 @@ class Directory:
         return key
 
     async def client(self, client_id: str) -> Client | None:
+        if not CLIENT_ID.match(client_id):
+            return None
         found = self._clients.get(client_id, _ABSENT)
         if found is _ABSENT:
-            generation = self._client_generation[client_id]
+            generation = self._client_stamp(client_id)
             found = await asyncio.to_thread(self.store.get_client, client_id)
-            if generation == self._client_generation[client_id]:  # no change raced the read
+            if generation == self._client_stamp(client_id):  # no change raced the read
                 self._clients[client_id] = found
         return found if isinstance(found, Client) else None
 
@@ -114,6 +138,8 @@ class Directory:
             if key is None or not key.active or key.client_id != client_id or key.expired(now):
                 return False
             return key.expires_epoch
+        if not (SECRET_ID.match(credential_id) or PUBLIC_KEY_ID.match(credential_id)):
+            return False
         found = self._credentials.get(credential_id, _ABSENT)
         if found is _ABSENT:
             generation = self._key_generation
@@ -132,6 +158,36 @@ class Directory:
         if isinstance(found, ClientSecret):
             return False if found.expired(now) else found.expires_epoch
         return None
+
+    async def client_keys(self, client_id: str, kid: str | None = None) -> ClientKeys:
+        """The client's active, unexpired keys; cached until a key or the client changes (the
+        change feed moves the stamps), so public JWKS requests and assertions do not each query
+        the store. `kid`, when a caller names the key it needs: a key created a moment ago on
+        another worker, not yet in the cached list, is found (through the key cache, whose
+        misses are remembered) so a new key works at once."""
+        if not CLIENT_ID.match(client_id):
+            return ClientKeys((), ())
+        stamp = (self._key_generation, self._client_stamp(client_id))
+        cached = self._client_keys.get(client_id)
+        keys = cached[1] if cached is not None and cached[0] == stamp else None
+        if keys is not None and kid is not None and KEY_ID.match(kid):
+            if all(k.key_id != kid for k in keys.access):
+                key = await self.key(kid)
+                if key is not None and key.active and key.client_id == client_id:
+                    keys = None  # newer than the cached list: read it again
+        if keys is None:
+            keys = await asyncio.to_thread(self._load_client_keys, client_id)
+            if stamp == (self._key_generation, self._client_stamp(client_id)):
+                self._client_keys[client_id] = (stamp, keys)
+        now = time.time()  # a cached list outlives a key's expiry, which no change announces
+        if any(k.expired(now) for k in keys.access):
+            keys = ClientKeys(tuple(k for k in keys.access if not k.expired(now)), keys.public)
+        return keys
+
+    def _load_client_keys(self, client_id: str) -> ClientKeys:
+        return ClientKeys(
+            tuple(self.store.list_access_keys(client_id)), tuple(self.store.list_public_keys(client_id))
+        )
 
     def token_revoked(self, jti: str) -> bool:
         return jti in self._revoked_tokens
@@ -168,10 +224,10 @@ class Directory:
         """Forget everything (fail closed when the change feed cannot be followed)."""
         self.epoch += 1
         self._key_generation += 1
-        for cache in (self._keys, self._unknown_keys, self._clients, self._grants, self._credentials):
+        caches = (self._keys, self._unknown_keys, self._clients, self._grants, self._credentials, self._client_keys)
+        for cache in caches:
             cache.clear()
-        for client_id in list(self._client_generation):
-            self._client_generation[client_id] += 1
+        self._cleared += 1
         self.grants_generation += 1
 
     async def start(self) -> None:

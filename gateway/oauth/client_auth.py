@@ -21,7 +21,7 @@ from urllib.parse import unquote_plus
 import jwt
 
 from gateway.config import Config
-from gateway.crypto import CLIENT_ID
+from gateway.crypto import CLIENT_ID, KEY_ID, PUBLIC_KEY_ID
 from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.identity.directory import Directory
 from gateway.identity.models import Client
@@ -233,11 +233,14 @@ class ClientAuthenticator:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
         found: list[tuple[str, Any]] = []
+        if kid is not None and not (isinstance(kid, str) and (KEY_ID.match(kid) or PUBLIC_KEY_ID.match(kid))):
+            return found  # no key of ours has that id: nothing to look up
+        keys = await self.directory.client_keys(client_id)
         if alg == "EdDSA":
-            for key in await asyncio.to_thread(self.store.list_access_keys, client_id):
+            for key in keys.access:
                 if kid is None or kid == key.key_id:
                     found.append((key.key_id, Ed25519PublicKey.from_public_bytes(key.public_key)))
-        for pk in await asyncio.to_thread(self.store.list_public_keys, client_id):
+        for pk in keys.public:
             if pk.alg == alg and (kid is None or kid == pk.key_id):
                 found.append((pk.key_id, jwt.get_algorithm_by_name(alg).from_jwk(pk.jwk)))
         return found

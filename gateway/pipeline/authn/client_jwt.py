@@ -17,7 +17,7 @@ from collections.abc import Callable
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.crypto import CLIENT_ID
+from gateway.crypto import CLIENT_ID, KEY_ID
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
 from gateway.pipeline.authn import Verified
@@ -74,6 +74,8 @@ class ClientJwtAuthenticator:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("the token has no kid", reason="malformed")
+        if not KEY_ID.match(kid):  # not an access key id: refused before any lookup (defect 3)
+            raise InvalidToken("unknown key", reason="unknown_key")
         if claims.get("sub") != client_id or claims.get("client_id", client_id) != client_id:
             raise InvalidToken("sub must be the client of the issuer", reason="malformed")
         try:
