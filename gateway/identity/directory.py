@@ -170,11 +170,11 @@ class Directory:
         stamp = (self._key_generation, self._client_stamp(client_id))
         cached = self._client_keys.get(client_id)
         keys = cached[1] if cached is not None and cached[0] == stamp else None
-        if keys is not None and kid is not None and KEY_ID.match(kid):
-            if all(k.key_id != kid for k in keys.access):
-                key = await self.key(kid)
-                if key is not None and key.active and key.client_id == client_id:
-                    keys = None  # newer than the cached list: read it again
+        named = kid is not None and KEY_ID.match(kid)
+        if keys is not None and named and all(k.key_id != kid for k in keys.access):
+            key = await self.key(str(kid))
+            if key is not None and key.active and key.client_id == client_id:
+                keys = None  # newer than the cached list: read it again
         if keys is None:
             keys = await asyncio.to_thread(self._load_client_keys, client_id)
             if stamp == (self._key_generation, self._client_stamp(client_id)):
