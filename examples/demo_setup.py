@@ -23,7 +23,9 @@ def main(config_path: str) -> None:
     try:
         demo = next((c for c in store.list_clients(limit=10_000) if c.name == "demo"), None)
         if demo is None:
-            demo = store.create_client(service.new_client({"name": "demo", "scopes": ["event.create"]}, None), ACTOR)
+            demo = store.create_client(
+                service.new_client({"name": "demo", "scopes": ["event.create"]}, None), ACTOR
+            )
         for key in store.list_access_keys(demo.client_id):
             store.revoke_access_key(demo.client_id, key.key_id, ACTOR)
         reader = {"permissions": [{"action": "documents:read", "allow": True}], "name": "Document reader"}

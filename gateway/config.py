@@ -78,7 +78,7 @@ class Caches:
 
 
 @dataclass(frozen=True, slots=True)
-class Throttle:
+class ThrottleLimits:
     failures_per_client: int = 10  # failed client authentications per client id and address, a minute
     failures_per_address: int = 50  # failed client authentications per source address, a minute
 
@@ -122,7 +122,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     tokens: Tokens = field(default_factory=Tokens)
     caches: Caches = field(default_factory=Caches)
-    throttle: Throttle = field(default_factory=Throttle)
+    throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
     usage: Usage = field(default_factory=Usage)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     decisions: Decisions = field(default_factory=Decisions)
@@ -410,8 +410,8 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             td.assertion_max_lifetime,
         ),
     )
-    thd = Throttle()
-    throttle = Throttle(
+    thd = ThrottleLimits()
+    throttle = ThrottleLimits(
         failures_per_client=optional(
             "throttle.failures_per_client",
             throttle_raw.get("failures_per_client"),

@@ -13,12 +13,12 @@ from gateway.config import Config
 from gateway.crypto import Sealer, load_master_key
 from gateway.errors import ConfigError
 from gateway.identity.directory import Directory
+from gateway.identity.rotation import Rotation
 from gateway.identity.signing import IdentityHeaders, KeyRing, RingHolder
-from gateway.oauth.client_auth import ClientAuthenticator
-from gateway.oauth.rotation import Rotation
-from gateway.oauth.tokens import TokenService
+from gateway.identity.tokens import TokenService
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
+from gateway.pipeline.authn.client_auth import ClientAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
 from gateway.pipeline.authn.gateway_jwt import GatewayJwtAuthenticator
 from gateway.pipeline.authz import Authorizer
@@ -34,8 +34,9 @@ log = logging.getLogger("gateway")
 
 
 @dataclass
-class Identity:
-    """The identity services of a worker."""
+class IdentityServices:
+    """The identity services of a worker (not to be confused with `models.Identity`, who one
+    request comes from)."""
 
     store: Store
     directory: Directory
@@ -77,7 +78,7 @@ def check_store(config: Config) -> Store:
     return store
 
 
-def open_identity(config: Config) -> Identity:
+def open_identity(config: Config) -> IdentityServices:
     store = check_store(config)
     try:
         sealer = Sealer(load_master_key(config.master_key_file))
@@ -101,7 +102,7 @@ def open_identity(config: Config) -> Identity:
     )
     rotation = Rotation(store, sealer, holder, config)
     directory.on_signing_change.append(rotation.reload)
-    return Identity(
+    return IdentityServices(
         store=store,
         directory=directory,
         chain=AuthenticatorChain(
@@ -121,20 +122,17 @@ def open_identity(config: Config) -> Identity:
 
 
 class Runtime:
-    def __init__(
-        self, config: Config, identity: Identity | None = None, policy: Policy | None = None
-    ) -> None:
+    def __init__(self, config: Config, identity: IdentityServices, policy: Policy | None = None) -> None:
         self.config = config
         self.identity = identity
         self.upstreams = UpstreamClients()
         self.policy = PolicyHolder(
             config.policies, config.public_base_path, on_swap=self._swapped, initial=policy
         )
-        # Without identity services no credential is recognised: every protected route is 401.
-        self.authn = identity.chain if identity else AuthenticatorChain(())
-        self.authz = Authorizer(identity.grants if identity else None)
-        self.mutate = Mutator(identity.headers if identity else None)
-        self.usage = UsageRecorder(identity.store, config.usage.flush_interval) if identity else None
+        self.authn = identity.chain
+        self.authz = Authorizer(identity.grants)
+        self.mutate = Mutator(identity.headers)
+        self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -148,12 +146,10 @@ class Runtime:
             self.upstreams.session(upstream)
         if self.config.reload_interval > 0:
             self._tasks.append(asyncio.create_task(self.policy.watch(self.config.reload_interval)))
-        if self.identity is not None:
-            await self.identity.directory.start()
-            self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
-            self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
-        if self.usage is not None:
-            self._tasks.append(asyncio.create_task(self.usage.run()))
+        await self.identity.directory.start()
+        self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
+        self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
+        self._tasks.append(asyncio.create_task(self.usage.run()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -163,7 +159,5 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstreams.close()
-        if self.usage is not None:
-            await self.usage.flush()  # the last batch; a failure is logged by flush()
-        if self.identity is not None:
-            self.identity.store.close()
+        await self.usage.flush()  # the last batch; a failure is logged by flush()
+        self.identity.store.close()

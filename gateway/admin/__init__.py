@@ -36,7 +36,7 @@ def admin_app(runtime: Runtime) -> DecisionApp:
     async def readyz(request: Request) -> Response:
         if not runtime.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
-        if runtime.identity is not None and not runtime.identity.directory.following:
+        if not runtime.identity.directory.following:
             return JSONResponse({"status": "store unreachable"}, status_code=503)
         policy = runtime.policy.current
         return JSONResponse(
@@ -58,12 +58,11 @@ def admin_app(runtime: Runtime) -> DecisionApp:
         Route("/metrics", metrics, methods=["GET"]),
     ]
     api: list[BaseRoute] = [Route("/openapi.json", openapi, methods=["GET"])]
-    if runtime.identity is not None:
-        api += wellknown.routes(runtime, runtime.config.admin_public_url, "")
-        actions = Actions(runtime.identity.store, runtime.identity.directory, runtime.config.account_id)
-        api += clients.routes(runtime, actions)
-        api += grants.routes(runtime, actions)
-        api += usage.routes(runtime, actions)
+    api += wellknown.routes(runtime, runtime.config.admin_public_url, "")
+    actions = Actions(runtime.identity.store, runtime.identity.directory, runtime.config.account_id)
+    api += clients.routes(runtime, actions)
+    api += grants.routes(runtime, actions)
+    api += usage.routes(runtime, actions)
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
@@ -94,7 +93,6 @@ def public_own_app(runtime: Runtime) -> Starlette:
     """The gateway's own endpoints on the public listener (discovery and keys now; the token
     server's /oauth/* joins here)."""
     routes: list[BaseRoute] = []
-    if runtime.identity is not None:
-        routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
-        routes += oauth_endpoints.routes(runtime)
+    routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
+    routes += oauth_endpoints.routes(runtime)
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

@@ -20,7 +20,7 @@ from gateway.identity import service
 from gateway.identity.directory import Directory
 from gateway.identity.expiry import expiry_from
 from gateway.identity.grants import GrantSet
-from gateway.identity.models import AuditEntry, Client, Record, Role
+from gateway.models import AuditEntry, Client, Record, Role
 from gateway.store import Conflict, Missing, Store
 
 

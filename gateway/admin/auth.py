@@ -16,8 +16,8 @@ from starlette.requests import Request
 from gateway import jsonsafe
 from gateway.errors import AccessDenied, InvalidRequest, RequestTooLarge
 from gateway.identity.grants import GrantSet
+from gateway.models import Identity
 from gateway.pipeline.authn import bearer_credential
-from gateway.pipeline.identity import Identity
 from gateway.runtime import Runtime
 
 ADMIN_KINDS = frozenset({"access_key", "client_jwt", "gateway_jwt"})
@@ -49,7 +49,7 @@ async def caller_of(request: Request, runtime: Runtime) -> Caller:
         [v for k, v in raw if k == b"authorization"], request.scope["query_string"]
     )
     identity = await runtime.authn.authenticate(credential, ADMIN_KINDS)
-    assert runtime.identity is not None and identity.client_id is not None
+    assert identity.client_id is not None
     return Caller(identity, await runtime.identity.directory.grant_set(identity.client_id))
 
 

@@ -17,7 +17,6 @@ _CACHE = {"cache-control": "public, max-age=60"}
 
 
 def routes(runtime: Runtime, base_url: str, base_path: str) -> list[Route]:
-    assert runtime.identity is not None
     identity = runtime.identity
 
     jwks_cache = {"cache-control": f"public, max-age={int(runtime.config.tokens.jwks_max_age)}"}

@@ -284,8 +284,8 @@ def _secret_revoke(args: argparse.Namespace, store: Store, config: Config) -> in
 
 def _rotate_signing(args: argparse.Namespace, store: Store, config: Config) -> int:
     from gateway.crypto import Sealer, load_master_key
+    from gateway.identity.rotation import published_for
     from gateway.identity.signing import new_signing_key
-    from gateway.oauth.rotation import published_for
 
     sealer = Sealer(load_master_key(config.master_key_file))
     upcoming = next((k for k in store.signing_keys() if k.state == "next"), None)

@@ -26,7 +26,7 @@ from gateway.background import every
 from gateway.cache import ExpiringCache
 from gateway.crypto import CLIENT_ID, KEY_ID, PUBLIC_KEY_ID, SECRET_ID
 from gateway.identity.grants import GrantSet, compile_grants
-from gateway.identity.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
+from gateway.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
 from gateway.store import Store, StoreError
 
 log = logging.getLogger("gateway.identity")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import InvalidRequest
-from gateway.identity.models import iso_of
+from gateway.models import iso_of
 
 #: The furthest ahead an expiry may be set: ten years (beyond that, say "never").
 MAX_SECONDS = 10 * 365 * 86400

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.identity.models import Record, Role
+from gateway.models import Record, Role
 
 
 def resource_segments(uri: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.crypto import generate_access_key, new_client_id, random_id
 from gateway.errors import InvalidRequest
-from gateway.identity.models import (
+from gateway.models import (
     AccessKey,
     Client,
     ClientPublicKey,
@@ -189,7 +189,7 @@ def render_key(key: AccessKey, access_key: str | None = None) -> dict[str, Any]:
 
 def new_client_secret(client_id: str, expires_at: str | None = None) -> tuple[ClientSecret, str]:
     """A fresh secret: the model to store (a hash only) and the secret, shown once."""
-    from gateway.oauth.secrets import new_secret
+    from gateway.identity.secrets import new_secret
 
     secret_id, secret, digest = new_secret()
     return ClientSecret(secret_id, client_id, digest, now_iso(), expires_at=expires_at), secret
@@ -208,7 +208,7 @@ def render_secret(secret: ClientSecret, shown_once: str | None = None) -> dict[s
 
 
 def new_public_key(client_id: str, body: dict[str, Any]) -> ClientPublicKey:
-    from gateway.oauth.client_auth import parse_public_key
+    from gateway.identity.public_keys import parse_public_key
 
     alg, jwk = parse_public_key(body)
     return ClientPublicKey(random_id("pk_", 22), client_id, alg, jwk, now_iso())

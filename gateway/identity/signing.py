@@ -3,7 +3,7 @@ memory at start and whenever the change feed says they changed. The current key 
 tokens and X-Gateway-Identity; the next, current and recently retired keys are published and
 verify, so a rotation never breaks a token in flight.
 
-Key lifecycle (rotated by `gateway.oauth.rotation` on a schedule, or `gateway keys rotate-signing`):
+Key lifecycle (rotated by `gateway.identity.rotation` on a schedule, or `gateway keys rotate-signing`):
 
     next ──(published ≥ jwks_max_age)──▶ current ──(rotation)──▶ retired ──(its tokens expired)──▶ gone
 """
@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.cache import ExpiringCache
 from gateway.crypto import Sealer, b64url, random_id
-from gateway.identity.models import SigningKey, now_iso
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity, SigningKey, now_iso
 
 
 def _generate(alg: str) -> Any:

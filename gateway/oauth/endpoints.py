@@ -27,13 +27,13 @@ from gateway.errors import (
     TooManyRequests,
     UnsupportedGrantType,
 )
+from gateway.identity.tokens import TokenService
 from gateway.metrics import TOKENS_ISSUED
-from gateway.oauth.client_auth import AuthenticatedClient, ClientAuthenticator
 from gateway.oauth.throttle import Throttle
-from gateway.oauth.tokens import TokenService
+from gateway.pipeline.authn.client_auth import AuthenticatedClient, ClientAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
-from gateway.pipeline.authn.presented import Presented
 from gateway.pipeline.forward.headers import client_address
+from gateway.presented import Presented
 from gateway.runtime import Runtime
 
 CLIENT_CREDENTIALS = "client_credentials"
@@ -110,7 +110,6 @@ def _json_params(body: bytes) -> dict[str, str]:
 
 def routes(runtime: Runtime) -> list[Route]:
     identity = runtime.identity
-    assert identity is not None
     config = runtime.config
     tokens: TokenService = identity.tokens
     clients: ClientAuthenticator = identity.client_auth
@@ -187,7 +186,7 @@ def routes(runtime: Runtime) -> list[Route]:
         scopes, audience = scopes_and_audience(params, client.scopes, client.audiences)
         access_token, lifetime = tokens.issue(client, scopes, audience, credential_id)
         TOKENS_ISSUED.labels("client_credentials" if grant_type == CLIENT_CREDENTIALS else "jwt_bearer").inc()
-        if runtime.usage is not None and credential_id:
+        if credential_id:
             runtime.usage.used(credential_id)  # a client secret's last use (issue 14)
         return JSONResponse(
             {

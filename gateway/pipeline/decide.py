@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError, NotFound
+from gateway.models import ANONYMOUS, Identity
 from gateway.pipeline.authn import AuthenticatorChain, bearer_credential
 from gateway.pipeline.authz import Authorizer
-from gateway.pipeline.identity import ANONYMOUS, Identity
 from gateway.pipeline.mutate import Headers, Mutator
 from gateway.policy.loader import Policy
 from gateway.policy.model import Route, Upstream

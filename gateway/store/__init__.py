@@ -1,5 +1,8 @@
 """Persistence behind one interface, chosen by the `store:` URL: `sqlite:` (embedded default)
-or `postgresql:` (several replicas)."""
+or `postgresql:` (several replicas).
+
+Imports `gateway.models` and the foundation (config, errors) only; the identity services, the
+pipeline and the front doors import the store, never the other way round."""
 
 from gateway.config import StoreURL
 from gateway.store.backend import StoreError, open_backend

@@ -53,6 +53,22 @@ class SQLiteBackend:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Calls in flight on worker threads: close() waits for them, because closing a SQLite
+        # connection under a running statement crashes the process (a poll still running on
+        # its thread when the worker shuts down).
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._busy += 1
+        try:
+            yield self._conn()
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -73,36 +89,38 @@ class SQLiteBackend:
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
         try:
-            cur = self._conn().cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
+            with self._using() as conn:
+                cur = conn.cursor()
+                try:
+                    yield cur
+                finally:
+                    cur.close()
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store error: {exc}") from None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Cursor]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store error: {exc}") from None
-        cur = conn.cursor()
-        try:
-            yield cur
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+        with self._using() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store error: {exc}") from None
-            raise
-        finally:
-            cur.close()
+            cur = conn.cursor()
+            try:
+                yield cur
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite store error: {exc}") from None
+                raise
+            finally:
+                cur.close()
 
     def close(self) -> None:
         with self._lock:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=15)
             for conn in self._all:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from gateway.identity.models import (
+from gateway.models import (
     AccessKey,
     AuditEntry,
     Change,

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import StoreURL
 from gateway.crypto import generate_access_key, new_client_id
-from gateway.identity.models import AccessKey, Client, Permission, Record, Role, Statement, now_iso
+from gateway.models import AccessKey, Client, Permission, Record, Role, Statement, now_iso
 from gateway.store import Conflict, Missing, Store, StoreError, current_version, migrate, open_store
 from gateway.store.backend import open_backend
 from gateway.store.migrations import MIGRATIONS

@@ -18,7 +18,7 @@ from gateway.crypto import generate_access_key, parse_access_key
 from gateway.errors import InvalidToken
 from gateway.identity import service
 from gateway.identity.directory import Directory
-from gateway.identity.models import AccessKey, now_iso
+from gateway.models import AccessKey, now_iso
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import InvalidRequest
 from gateway.identity.expiry import MAX_SECONDS, expiry_from
-from gateway.identity.models import AccessKey, epoch_of
+from gateway.models import AccessKey, epoch_of
 
 NOW = 1_800_000_000.0
 

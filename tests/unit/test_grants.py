@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gateway.identity.grants import compile_grants
-from gateway.identity.models import Permission, Record, Role, Statement
+from gateway.models import Permission, Record, Role, Statement
 
 NOW = "2026-01-01T00:00:00.000Z"
 

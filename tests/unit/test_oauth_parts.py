@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway.errors import InvalidRequest
-from gateway.oauth import secrets
-from gateway.oauth.client_auth import parse_public_key
+from gateway.identity import secrets
+from gateway.identity.public_keys import parse_public_key
 from gateway.oauth.throttle import Throttle
 
 
@@ -80,8 +80,8 @@ def test_a_malformed_kid_is_a_401_not_a_crash() -> None:
     from gateway.crypto import MasterKey, Sealer
     from gateway.errors import InvalidToken
     from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
-    from gateway.oauth.tokens import TokenService
-    from gateway.pipeline.authn.presented import Presented
+    from gateway.identity.tokens import TokenService
+    from gateway.presented import Presented
 
     sealer = Sealer(MasterKey(b"m" * 32))
     holder = RingHolder(KeyRing([new_signing_key(sealer)], sealer))

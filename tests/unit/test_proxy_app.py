@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from gateway.admin import public_own_app
+from gateway.cli import main as cli
 from gateway.config import load_config
 from gateway.proxy import ProxyApp
-from gateway.runtime import Runtime
+from gateway.runtime import Runtime, open_identity
 
 
 def closed_port() -> int:
@@ -49,6 +50,8 @@ limits: {max_headers: 20, max_header_bytes: 2KiB, max_body_bytes: 100}
 reload: {interval: 0}
 """
     )
+    # A real, initialised SQLite store: the runtime always has its identity services.
+    assert cli(["init", "--config", str(tmp_path / "c.yaml"), "--json"]) == 0
     return tmp_path / "c.yaml"
 
 
@@ -57,7 +60,8 @@ Call = Callable[..., Awaitable[httpx.Response]]
 
 def run(config_path: Path, body: Callable[[Call], Awaitable[None]]) -> None:
     async def main() -> None:
-        runtime = Runtime(load_config(config_path, environ={}))
+        config = load_config(config_path, environ={})
+        runtime = Runtime(config, await asyncio.to_thread(open_identity, config))
         await runtime.start()
         app = ProxyApp(runtime, public_own_app(runtime))
         try:
@@ -116,6 +120,6 @@ def test_public_route_to_a_dead_upstream_is_502(config_path: Path) -> None:
 def test_own_endpoints_answer_in_the_contract_shape(config_path: Path) -> None:
     async def body(request: Call) -> None:
         r = await request("POST", "/oauth/token")
-        assert (r.status_code, error_of(r)) == (404, "not_found")
+        assert (r.status_code, error_of(r)) == (400, "invalid_request")
 
     run(config_path, body)

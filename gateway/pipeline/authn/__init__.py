@@ -20,8 +20,8 @@ from gateway.cache import ExpiringCache
 from gateway.crypto import fingerprint
 from gateway.errors import InvalidRequest, InvalidToken
 from gateway.metrics import AUTH_FAILURES
-from gateway.pipeline.authn.presented import Presented
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity
+from gateway.presented import Presented
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ import time
 from gateway.crypto import MalformedAccessKey, parse_access_key, same_public_key
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
+from gateway.models import Identity
 from gateway.pipeline.authn import Verified
-from gateway.pipeline.authn.presented import Presented
-from gateway.pipeline.identity import Identity
+from gateway.presented import Presented
 
 
 class AccessKeyAuthenticator:

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from gateway.crypto import CLIENT_ID, KEY_ID
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
+from gateway.models import Identity
 from gateway.pipeline.authn import Verified
-from gateway.pipeline.authn.presented import Presented, numeric_date
-from gateway.pipeline.identity import Identity
+from gateway.presented import Presented, numeric_date
 
 _TYPES = (None, "jwt", "at+jwt")
 _JWS = jwt.PyJWS()

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
-from gateway.oauth.tokens import TokenService
+from gateway.identity.tokens import TokenService
+from gateway.models import Identity
 from gateway.pipeline.authn import Verified
-from gateway.pipeline.authn.presented import Presented
-from gateway.pipeline.identity import Identity
+from gateway.presented import Presented
 
 
 class GatewayJwtAuthenticator:

@@ -1,8 +1,7 @@
 """Authorization: the route's scopes and audience against the credential, then its permission
 on the resource against the grants (contract §4, §6).
 
-Fail closed: a route that names a permission is denied unless a grants engine says yes, so a
-gateway that has none configured denies rather than lets through.
+Fail closed: a route that names a permission is denied unless the grants engine says yes.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.errors import AccessDenied, InsufficientScope
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity
 from gateway.policy.model import Route
 
 
@@ -19,7 +18,7 @@ class GrantsEngine(Protocol):
 
 
 class Authorizer:
-    def __init__(self, grants: GrantsEngine | None = None) -> None:
+    def __init__(self, grants: GrantsEngine) -> None:
         self.grants = grants
 
     async def authorize(self, route: Route, identity: Identity, params: dict[str, str]) -> None:
@@ -30,5 +29,5 @@ class Authorizer:
             raise InsufficientScope(f"the credential is not for audience {route.audience}")
         if route.permission is not None and route.resource is not None:
             resource = route.resource.fill(params)
-            if self.grants is None or not await self.grants.allowed(identity, route.permission, resource):
+            if not await self.grants.allowed(identity, route.permission, resource):
                 raise AccessDenied(f"no grant gives {route.permission} on this resource")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from gateway.cache import ExpiringCache
 from gateway.identity.directory import Directory
 from gateway.metrics import DECISION_CACHE
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity
 
 
 class DirectoryGrants:

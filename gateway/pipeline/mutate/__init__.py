@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity
 from gateway.policy.model import Route
 
 Headers = list[tuple[bytes, bytes]]

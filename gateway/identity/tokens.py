@@ -16,9 +16,9 @@ import jwt
 from gateway.config import Config
 from gateway.crypto import b64url
 from gateway.errors import InvalidToken
-from gateway.identity.models import Client
 from gateway.identity.signing import RingHolder
-from gateway.pipeline.authn.presented import Presented, numeric_date
+from gateway.models import Client
+from gateway.presented import Presented, numeric_date
 
 TYP = "at+jwt"
 

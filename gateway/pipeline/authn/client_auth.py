@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +22,11 @@ import jwt
 from gateway.config import Config
 from gateway.crypto import CLIENT_ID, KEY_ID, PUBLIC_KEY_ID
 from gateway.errors import InvalidClient, InvalidRequest, InvalidToken
+from gateway.identity import secrets
 from gateway.identity.directory import Directory
-from gateway.identity.models import Client
-from gateway.oauth import secrets
+from gateway.models import Client
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
-from gateway.pipeline.authn.presented import Presented, numeric_date
+from gateway.presented import Presented, numeric_date
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ALGS = ("EdDSA", "ES256", "RS256")
@@ -244,52 +243,3 @@ class ClientAuthenticator:
             if pk.alg == alg and (kid is None or kid == pk.key_id):
                 found.append((pk.key_id, jwt.get_algorithm_by_name(alg).from_jwk(pk.jwk)))
         return found
-
-
-def parse_public_key(body: dict[str, Any]) -> tuple[str, str]:
-    """A client's public key from `{"jwk": {...}}` or `{"pem": "..."}` → (alg, public JWK JSON).
-    RSA (2048 bits or more) → RS256, EC P-256 → ES256, Ed25519 → EdDSA; private keys refused."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    jwk, pem = body.get("jwk"), body.get("pem")
-    if (jwk is None) == (pem is None):
-        raise InvalidRequest("jwk or pem: give exactly one")
-    if jwk is not None:
-        if not isinstance(jwk, dict):
-            raise InvalidRequest("jwk: expected a JSON Web Key object")
-        if any(k in jwk for k in ("d", "p", "q", "dp", "dq", "qi", "k")):
-            raise InvalidRequest("jwk: send the public key only")
-        kty, crv = jwk.get("kty"), jwk.get("crv")
-        alg = {
-            "RSA": "RS256",
-            "EC": "ES256" if crv == "P-256" else None,
-            "OKP": "EdDSA" if crv == "Ed25519" else None,
-        }.get(str(kty))
-        if alg is None:
-            raise InvalidRequest("jwk: expected an RSA, EC P-256 or Ed25519 key")
-        try:
-            key = jwt.get_algorithm_by_name(alg).from_jwk(json.dumps(jwk))
-        except (jwt.PyJWTError, ValueError, KeyError, TypeError):
-            raise InvalidRequest("jwk: not a valid key") from None
-    else:
-        if not isinstance(pem, str):
-            raise InvalidRequest("pem: expected a PEM string")
-        if "PRIVATE KEY" in pem:
-            raise InvalidRequest("pem: send the public key only")
-        try:
-            key = serialization.load_pem_public_key(pem.encode())
-        except (ValueError, TypeError):
-            raise InvalidRequest("pem: not a valid public key") from None
-    if isinstance(key, rsa.RSAPublicKey):
-        alg = "RS256"
-        if key.key_size < 2048:
-            raise InvalidRequest("jwk: RSA keys need at least 2048 bits")
-    elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        alg = "ES256"
-    elif isinstance(key, ed25519.Ed25519PublicKey):
-        alg = "EdDSA"
-    else:
-        raise InvalidRequest("jwk: expected an RSA, EC P-256 or Ed25519 key")
-    public = jwt.get_algorithm_by_name(alg).to_jwk(key, as_dict=True)
-    return alg, json.dumps(public)

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import Sealer
-from gateway.identity.models import SigningKey
 from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
+from gateway.models import SigningKey
 from gateway.store import Store, StoreError
 
 log = logging.getLogger("gateway.signing")
