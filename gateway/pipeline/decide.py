@@ -32,7 +32,9 @@ class Stages(Protocol):
     authn: AuthenticatorChain
     authz: Authorizer
     mutate: Mutator
-    usage: UsageRecorder | None
+
+    @property
+    def usage(self) -> UsageRecorder | None: ...
 
 
 @dataclass(frozen=True, slots=True)
