@@ -15,9 +15,10 @@ import pytest
 from gateway.config import load_config
 from gateway.decisions import DecisionApp
 from gateway.errors import ConfigError
-from gateway.pipeline.identity import Identity
+from gateway.models import Identity
 from gateway.runtime import Runtime
 from gateway.store import StoreError
+from tests.support.inprocess import initialised_runtime
 
 CONFIG = """
 public_url: http://127.0.0.1:8080
@@ -51,7 +52,7 @@ Get = Callable[..., Awaitable[httpx.Response]]
 
 def run(config: Path, body: Callable[[Runtime, Get], Awaitable[None]]) -> None:
     async def main() -> None:
-        runtime = Runtime(load_config(config, environ={}))
+        runtime = await initialised_runtime(config)
         await runtime.start()
         try:
             transport = httpx.ASGITransport(app=DecisionApp(runtime))

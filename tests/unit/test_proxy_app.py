@@ -13,10 +13,8 @@ import httpx
 import pytest
 
 from gateway.admin import public_own_app
-from gateway.cli import main as cli
-from gateway.config import load_config
 from gateway.proxy import ProxyApp
-from gateway.runtime import Runtime, open_identity
+from tests.support.inprocess import initialised_runtime
 
 
 def closed_port() -> int:
@@ -50,8 +48,6 @@ limits: {max_headers: 20, max_header_bytes: 2KiB, max_body_bytes: 100}
 reload: {interval: 0}
 """
     )
-    # A real, initialised SQLite store: the runtime always has its identity services.
-    assert cli(["init", "--config", str(tmp_path / "c.yaml"), "--json"]) == 0
     return tmp_path / "c.yaml"
 
 
@@ -60,8 +56,7 @@ Call = Callable[..., Awaitable[httpx.Response]]
 
 def run(config_path: Path, body: Callable[[Call], Awaitable[None]]) -> None:
     async def main() -> None:
-        config = load_config(config_path, environ={})
-        runtime = Runtime(config, await asyncio.to_thread(open_identity, config))
+        runtime = await initialised_runtime(config_path)
         await runtime.start()
         app = ProxyApp(runtime, public_own_app(runtime))
         try:
