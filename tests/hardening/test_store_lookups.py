@@ -24,7 +24,7 @@ from gateway.admin import public_own_app
 from gateway.config import Config, load_config
 from gateway.errors import InvalidClient, InvalidToken
 from gateway.identity import service
-from gateway.pipeline.authn.presented import Presented
+from gateway.presented import Presented
 from gateway.runtime import Identity, Runtime, open_identity
 from gateway.store import Store
 from tests.support.harness import Gateway, write_policy
