@@ -25,7 +25,7 @@ from gateway.config import Config, load_config
 from gateway.errors import InvalidClient, InvalidToken
 from gateway.identity import service
 from gateway.presented import Presented
-from gateway.runtime import Identity, Runtime, open_identity
+from gateway.runtime import IdentityServices, Runtime, open_identity
 from gateway.store import Store
 from tests.support.harness import Gateway, write_policy
 
@@ -36,8 +36,10 @@ class CountingStore(Store):
     """The real store, counting every public method call."""
 
     def __getattribute__(self, name: str) -> Any:
-        if not name.startswith("_") and name not in ("backend", "close") and callable(
-            object.__getattribute__(self, name)
+        if (
+            not name.startswith("_")
+            and name not in ("backend", "close")
+            and callable(object.__getattribute__(self, name))
         ):
             CALLS[name] += 1
         return object.__getattribute__(self, name)
@@ -53,7 +55,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 @pytest.fixture(scope="module")
-def identity(config: Config) -> Iterator[Identity]:
+def identity(config: Config) -> Iterator[IdentityServices]:
     made = open_identity(config)
     made.store.__class__ = CountingStore  # every component holds this very object
     try:
@@ -68,16 +70,26 @@ def calls(action: Any) -> int:
     return sum(CALLS.values()) - before
 
 
-def _client_jwt(identity: Identity, client_id: str, kid: str, base: str) -> str:
+def _client_jwt(identity: IdentityServices, client_id: str, kid: str, base: str) -> str:
     now = int(time.time())
-    claims = {"iss": f"{base}/v1/clients/{client_id}", "sub": client_id, "aud": base, "iat": now, "exp": now + 60}
+    claims = {
+        "iss": f"{base}/v1/clients/{client_id}",
+        "sub": client_id,
+        "aud": base,
+        "iat": now,
+        "exp": now + 60,
+    }
     header = base64.urlsafe_b64encode(json.dumps({"alg": "EdDSA", "kid": kid}).encode()).decode().rstrip("=")
     body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
     return f"{header}.{body}.c2ln"
 
 
-@pytest.mark.parametrize("kid", ["x", "acc_" + "A" * 10_000, "acc_AAAA/../AAAAAAAAAAAAAAAAA", "sc_" + "A" * 22])
-def test_a_kid_that_cannot_be_ours_is_refused_before_any_lookup(config: Config, identity: Identity, kid: str) -> None:
+@pytest.mark.parametrize(
+    "kid", ["x", "acc_" + "A" * 10_000, "acc_AAAA/../AAAAAAAAAAAAAAAAA", "sc_" + "A" * 22]
+)
+def test_a_kid_that_cannot_be_ours_is_refused_before_any_lookup(
+    config: Config, identity: IdentityServices, kid: str
+) -> None:
     client = identity.store.create_client(service.new_client({"name": "k"}, None), "t")
     token = _client_jwt(identity, client.client_id, kid, config.public_url)
 
@@ -90,7 +102,9 @@ def test_a_kid_that_cannot_be_ours_is_refused_before_any_lookup(config: Config, 
     assert kid not in identity.directory._unknown_keys  # nothing remembered for it either
 
 
-def test_a_private_key_jwt_assertion_with_a_foreign_kid_reaches_no_store(config: Config, identity: Identity) -> None:
+def test_a_private_key_jwt_assertion_with_a_foreign_kid_reaches_no_store(
+    config: Config, identity: IdentityServices
+) -> None:
     client = identity.store.create_client(service.new_client({"name": "p"}, None), "t")
     assertion = _client_jwt(identity, client.client_id, "k" * 5000, config.public_url)
     claims = jwt.decode(assertion, options={"verify_signature": False})
@@ -105,11 +119,13 @@ def test_a_private_key_jwt_assertion_with_a_foreign_kid_reaches_no_store(config:
     assert calls(verify) == 0
 
 
-def test_client_discovery_and_jwks_come_from_a_cache_the_feed_invalidates(config: Config, identity: Identity) -> None:
+def test_client_discovery_and_jwks_come_from_a_cache_the_feed_invalidates(
+    config: Config, identity: IdentityServices
+) -> None:
     asyncio.run(_discovery(config, identity))
 
 
-async def _discovery(config: Config, identity: Identity) -> None:
+async def _discovery(config: Config, identity: IdentityServices) -> None:
     async def counted(*paths: str) -> int:
         before = sum(CALLS.values())
         for path in paths:
@@ -142,17 +158,22 @@ async def _discovery(config: Config, identity: Identity) -> None:
         second, _ = service.new_access_key(client.client_id, "acme")
         identity.store.create_access_key(second, "t")
         await directory.poll()
-        assert {k["kid"] for k in (await http.get(base + "/jwks")).json()["keys"]} == {key.key_id, second.key_id}
+        assert {k["kid"] for k in (await http.get(base + "/jwks")).json()["keys"]} == {
+            key.key_id,
+            second.key_id,
+        }
         identity.store.revoke_access_key(client.client_id, key.key_id, "t")
         await directory.poll()
         assert [k["kid"] for k in (await http.get(base + "/jwks")).json()["keys"]] == [second.key_id]
 
 
-def test_a_key_named_by_kid_is_served_at_once_even_before_the_feed_brings_it(config: Config, identity: Identity) -> None:
+def test_a_key_named_by_kid_is_served_at_once_even_before_the_feed_brings_it(
+    config: Config, identity: IdentityServices
+) -> None:
     asyncio.run(_new_key_by_kid(config, identity))
 
 
-async def _new_key_by_kid(config: Config, identity: Identity) -> None:
+async def _new_key_by_kid(config: Config, identity: IdentityServices) -> None:
     runtime = Runtime(config, identity)
     client = identity.store.create_client(service.new_client({"name": "n"}, None), "t")
     await identity.directory.poll()
