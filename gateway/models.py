@@ -182,4 +182,18 @@ class Identity:
     forwardable_token: str | None = None
 
 
+    @classmethod
+    def of_client(cls, client: Client, method: str, credential_id: str | None = None) -> Identity:
+        """The identity a client's own credential (access key, client JWT) proves."""
+        return cls(
+            method=method,
+            client_id=client.client_id,
+            subject=client.client_id,
+            tenant=client.tenant,
+            scopes=frozenset(client.scopes),
+            audiences=frozenset(client.audiences),
+            credential_id=credential_id,
+        )
+
+
 ANONYMOUS = Identity(method="none")

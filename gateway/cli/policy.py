@@ -69,8 +69,22 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_explain(args))
+
+
+async def _explain(args: argparse.Namespace) -> int:
+    """The proxy's own stages decide: the route match of `pipeline.decide`, and the Authorizer
+    over the same grants engine, for the client as an access key would present it. Only the
+    explanation (which grant allowed it, or what the client has) is read beside the decision."""
+    from gateway.errors import NotFound
     from gateway.identity.directory import Directory
+    from gateway.models import Identity
     from gateway.paths import canonicalize
+    from gateway.pipeline.authz import Authorizer
+    from gateway.pipeline.authz.grants import DirectoryGrants
+    from gateway.pipeline.decide import match_route
     from gateway.policy import load_policy
 
     config = config_of(args)
@@ -79,77 +93,81 @@ def run_explain(args: argparse.Namespace) -> int:
         segments, path = canonicalize(args.path.encode())
     except GatewayError as exc:
         raise CommandError(f"{args.path}: {exc.description} (the gateway answers 400)") from None
-    match = policy.table.match(args.method, segments)
     result: dict[str, Any] = {"method": args.method, "path": path, "clientId": args.client}
     lines = [f"{args.method} {path}"]
-    if match is None:
-        result.update(decision="deny", status=404, reason="no route matches")
-        lines.append("  no route matches: 404 not_found")
+
+    def decided(decision: str, status: int, reason: str, line: str, **extra: Any) -> int:
+        result.update(decision=decision, status=status, reason=reason, **extra)
+        lines.append(line)
         output(args, result, "\n".join(lines))
         return 0
+
+    try:
+        match = match_route(policy, args.method, segments)
+    except NotFound:
+        return decided("deny", 404, "no route matches", "  no route matches: 404 not_found")
     route = match.route
     result["route"] = route.id
     lines.append(f"  route    {route.id} ({route.match} in {route.source})")
     if route.public:
-        result.update(decision="allow", status=200, reason="public route (auth: none)")
-        lines.append("  decision allow: public route (auth: none)")
-        output(args, result, "\n".join(lines))
-        return 0
+        return decided("allow", 200, "public route (auth: none)", "  decision allow: public route (auth: none)")
     store = open_initialized_store(config)
     try:
-        client = store.get_client(args.client)
+        directory = Directory(store)
+        client = await directory.client(args.client)
         if client is None or client.disabled:
             reason = "the client does not exist" if client is None else "the client is disabled"
-            result.update(decision="deny", status=401, reason=reason)
-            lines.append(f"  decision deny (401): {reason}")
-            output(args, result, "\n".join(lines))
-            return 0
-        missing = [s for s in route.scopes if s not in client.scopes]
-        if missing or (route.audience is not None and route.audience not in client.audiences):
-            reason = f"missing scope {missing[0]}" if missing else f"not allowed audience {route.audience}"
-            result.update(decision="deny", status=403, reason=reason + " (with an access key or client JWT)")
-            lines.append(f"  decision deny (403 insufficient_scope): {reason}")
-            output(args, result, "\n".join(lines))
-            return 0
-        if route.permission is None or route.resource is None:
-            result.update(
-                decision="allow", status=200, reason="route needs only an authenticated caller or scopes"
+            return decided("deny", 401, reason, f"  decision deny (401): {reason}")
+        resource = route.resource.fill(match.params) if route.resource is not None else None
+        if route.permission is not None and resource is not None:
+            result.update(permission=route.permission, resource=resource)
+            lines.append(f"  needs    {route.permission} on {resource}")
+        try:
+            await Authorizer(DirectoryGrants(directory)).authorize(
+                route, Identity.of_client(client, "access_key"), match.params
             )
-            lines.append("  decision allow: the route needs no permission")
-            output(args, result, "\n".join(lines))
-            return 0
-        resource = route.resource.fill(match.params)
-        result.update(permission=route.permission, resource=resource)
-        lines.append(f"  needs    {route.permission} on {resource}")
-        grants = Directory(store).load_grants(client.client_id)
-        grant = grants.find(route.permission, resource)
-        if grant is None:
+        except GatewayError as exc:
+            if route.permission is None or resource is None or exc.error != "access_denied":
+                return decided(
+                    "deny",
+                    exc.status,
+                    f"{exc.description} (with an access key or client JWT)",
+                    f"  decision deny ({exc.status} {exc.error}): {exc.description}",
+                )
+            lines.append(f"  decision deny ({exc.status} {exc.error}): {exc.description}")
+            grants = (await directory.grant_set(client.client_id)).grants
+            for g in grants:
+                lines.append(f"    has {g.action} on {g.resource} (record {g.record_id}, role {g.role_id})")
+            if not grants:
+                lines.append("    the client has no grants")
             result.update(
                 decision="deny",
-                status=403,
-                reason="no grant gives the permission on the resource",
+                status=exc.status,
+                reason=exc.description,
                 grants=[
                     {"recordId": g.record_id, "roleId": g.role_id, "action": g.action, "resource": g.resource}
-                    for g in grants.grants
+                    for g in grants
                 ],
             )
-            lines.append("  decision deny (403 access_denied): no grant gives it")
-            for g in grants.grants:
-                lines.append(f"    has {g.action} on {g.resource} (record {g.record_id}, role {g.role_id})")
-            if not grants.grants:
-                lines.append("    the client has no grants")
-        else:
-            result.update(
-                decision="allow",
-                status=200,
-                recordId=grant.record_id,
-                roleId=grant.role_id,
-                grant={"action": grant.action, "resource": grant.resource},
+            output(args, result, "\n".join(lines))
+            return 0
+        if route.permission is None or resource is None:
+            return decided(
+                "allow",
+                200,
+                "route needs only an authenticated caller or scopes",
+                "  decision allow: the route needs no permission",
             )
-            lines.append(
-                f"  decision allow: record {grant.record_id}, role {grant.role_id} ({grant.action} on {grant.resource})"
-            )
-        output(args, result, "\n".join(lines))
-        return 0
+        grant = (await directory.grant_set(client.client_id)).find(route.permission, resource)
+        assert grant is not None  # the authorizer allowed it from these very grants
+        return decided(
+            "allow",
+            200,
+            f"record {grant.record_id}, role {grant.role_id}",
+            f"  decision allow: record {grant.record_id}, role {grant.role_id} ({grant.action} on {grant.resource})",
+            recordId=grant.record_id,
+            roleId=grant.role_id,
+            grant={"action": grant.action, "resource": grant.resource},
+        )
     finally:
         store.close()

@@ -22,6 +22,12 @@ routes:
     upstream: documents
     permission: documents:read
     resource: /users/{{userId}}/documents/{{docId}}
+  - id: write-document
+    match: PUT /v1/users/{{userId}}/documents/{{docId}}
+    upstream: documents
+    scopes: [documents.write]
+    permission: documents:write
+    resource: /users/{{userId}}/documents/{{docId}}
   - id: whoami
     match: GET /whoami
     upstream: documents

@@ -50,6 +50,32 @@ def test_explain_names_route_resource_record_and_role(gw: Gateway, admin_of: Any
     assert data["recordId"] == record_id and data["roleId"] == role_id
 
 
+def test_explain_decides_as_the_proxy_does(gw: Gateway, admin_of: Any) -> None:
+    """explain runs the proxy's own authorizer: for each request its status and error are the
+    ones the proxy answers to the same client's access key."""
+    admin = admin_of(gw)
+    client_id, access_key = admin.new_client_with_key(scopes=["documents.write"])
+    plain_id, plain_key = admin.new_client_with_key()
+    admin.grant(client_id, ["documents:read", "documents:write"], ["/users/1"])
+    admin.grant(plain_id, ["documents:write"], ["/users/1"])
+    cases = [
+        (client_id, access_key, "GET", "/v1/users/1/documents/2"),  # allowed by a grant
+        (client_id, access_key, "GET", "/v1/users/2/documents/2"),  # no grant there
+        (client_id, access_key, "PUT", "/v1/users/1/documents/2"),  # scope and grant
+        (plain_id, plain_key, "PUT", "/v1/users/1/documents/2"),  # the grant, not the scope
+        (plain_id, plain_key, "GET", "/whoami"),  # authenticated is enough
+        (plain_id, plain_key, "GET", "/nowhere"),  # no route
+    ]
+    with http_client() as http:
+        for who, key, method, path in cases:
+            explained = json.loads(_explain(gw, who, method, path, "--json").stdout)
+            answer = http.request(method, gw.proxy_url + path, headers={"authorization": f"Bearer {key}"})
+            assert explained["status"] == answer.status_code, (method, path, explained, answer.text)
+            assert explained["decision"] == ("allow" if answer.status_code == 200 else "deny")
+            if answer.status_code == 403:
+                assert answer.json()["error_description"] in explained["reason"], (path, explained)
+
+
 def test_explain_says_why_not_and_lists_what_the_client_has(gw: Gateway, admin_of: Any) -> None:
     admin = admin_of(gw)
     client_id = admin.create_client()["clientId"]

@@ -50,15 +50,7 @@ class AccessKeyAuthenticator:
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
         return Verified(
-            Identity(
-                method=self.kind,
-                client_id=client.client_id,
-                subject=client.client_id,
-                tenant=client.tenant,
-                scopes=frozenset(client.scopes),
-                audiences=frozenset(client.audiences),
-                credential_id=key.key_id,
-            ),
+            Identity.of_client(client, self.kind, key.key_id),
             # The chain's cache compares this at every lookup: an expired key is refused on
             # every worker at its expiry instant, warm cache or not.
             expires_at=key.expires_epoch,

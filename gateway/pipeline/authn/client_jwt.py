@@ -120,15 +120,7 @@ class ClientJwtAuthenticator:
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
         return Verified(
-            Identity(
-                method=self.kind,
-                client_id=client_id,
-                subject=client_id,
-                tenant=client.tenant,
-                scopes=frozenset(client.scopes),
-                audiences=frozenset(client.audiences),
-                credential_id=key.key_id,
-            ),
+            Identity.of_client(client, self.kind, key.key_id),
             expires_at=expires + self.leeway
             if key_expires is None
             else min(expires + self.leeway, key_expires),
