@@ -107,6 +107,20 @@ class Decisions:
 
 
 @dataclass(frozen=True, slots=True)
+class Jwks:
+    """Fetching the keys of trusted external issuers (contract §5; gateway/identity/jwks.py)."""
+
+    timeout: float = 5.0  # the whole fetch, discovery included
+    max_bytes: int = 512 * 1024  # a JWKS (or discovery document) larger than this is refused
+    max_keys: int = 100
+    min_age: float = 60.0  # Cache-Control max-age is clamped to [min_age, max_age]
+    max_age: float = 86400.0
+    stale_for: float = 86400.0  # keys keep working this long past max-age while the issuer is down
+    refetch_interval: float = 30.0  # at most one fetch per issuer this often (unknown kid, failure)
+    ca_file: Path | None = None  # CA bundle for issuers with a private CA (a cluster's); default: system
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -126,6 +140,10 @@ class Config:
     usage: Usage = field(default_factory=Usage)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     decisions: Decisions = field(default_factory=Decisions)
+    jwks: Jwks = field(default_factory=Jwks)
+    # Trusted identities from the config file (read-only; the admin API's shape), as written:
+    # the runtime validates them (runtime.configured_identities).
+    identities: tuple[dict[str, Any], ...] = ()
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -236,6 +254,8 @@ _TOP = {
     "usage",
     "rate_limits",
     "decisions",
+    "jwks",
+    "identities",
 }
 
 
@@ -504,6 +524,34 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             "decisions.cache_max_age", decisions_raw.get("cache_max_age"), revocation_bound, 1
         ),
     )
+    jwks_raw = r.mapping(
+        top.get("jwks"),
+        "jwks",
+        {"timeout", "max_bytes", "max_keys", "min_age", "max_age", "stale_for", "refetch_interval", "ca_file"},
+    )
+    jd = Jwks()
+    ca_file = jwks_raw.get("ca_file")
+    if ca_file is not None and not (isinstance(ca_file, str) and ca_file):
+        r.fail("jwks.ca_file", "expected a file path")
+        ca_file = None
+    jwks = Jwks(
+        timeout=optional("jwks.timeout", jwks_raw.get("timeout"), seconds_between(0.1, 60), jd.timeout),
+        max_bytes=optional("jwks.max_bytes", jwks_raw.get("max_bytes"), parse_size, jd.max_bytes),
+        max_keys=optional("jwks.max_keys", jwks_raw.get("max_keys"), positive_int, jd.max_keys),
+        min_age=optional("jwks.min_age", jwks_raw.get("min_age"), seconds_between(1, 86400), jd.min_age),
+        max_age=optional("jwks.max_age", jwks_raw.get("max_age"), seconds_between(1, 7 * 86400), jd.max_age),
+        stale_for=optional(
+            "jwks.stale_for", jwks_raw.get("stale_for"), seconds_between(0, 30 * 86400), jd.stale_for
+        ),
+        refetch_interval=optional(
+            "jwks.refetch_interval",
+            jwks_raw.get("refetch_interval"),
+            seconds_between(0.1, 3600),
+            jd.refetch_interval,
+        ),
+        ca_file=(base / ca_file).resolve() if isinstance(ca_file, str) else None,
+    )
+    identities = _identities(r, top.get("identities"))
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
@@ -531,5 +579,28 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         usage=usage,
         rate_limits=rate_limits,
         decisions=decisions,
+        jwks=jwks,
+        identities=identities,
         **config_kwargs,
     )
+
+
+
+def _identities(r: _Reader, raw: object) -> tuple[dict[str, Any], ...]:
+    """`identities:`: a list of trusted identities in the admin API's shape, each with its
+    `identityId`. Their fields are validated by the runtime (gateway.identity.trusted, a layer
+    above this one), with the same `FILE: identities[N].FIELD: why` messages."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        r.fail("identities", "expected a list of trusted identities (see config.example.yaml)")
+        return ()
+    entries: list[dict[str, Any]] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            r.fail(f"identities[{i}]", "expected a mapping (identityId, issuer, audience, conditions, clientId, ...)")
+        elif item.get("identityId") is None:
+            r.fail(f"identities[{i}].identityId", "required in the config file")
+        else:
+            entries.append(item)
+    return tuple(entries)

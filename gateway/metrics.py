@@ -72,7 +72,8 @@ UPSTREAM_DURATION = Histogram(
 AUTH_FAILURES = Counter(
     "gateway_auth_failures_total",
     "Requests refused by authentication, by reason (missing, malformed, unknown_key, revoked, "
-    "wrong_account, bad_signature, expired, disabled_client, wrong_kind, unrecognised, invalid).",
+    "wrong_account, bad_signature, expired, disabled_client, wrong_kind, unrecognised, untrusted, "
+    "jwks_unavailable, invalid).",
     ["reason"],
 )
 DECISION_CACHE = Counter(
@@ -84,6 +85,12 @@ TOKENS_ISSUED = Counter(
     "gateway_tokens_issued_total",
     "Gateway tokens issued, by grant type.",
     ["grant_type"],
+)
+JWKS_FETCHES = Counter(
+    "gateway_jwks_fetch_total",
+    "Fetches of a trusted issuer's keys, by configured issuer and outcome (ok, http_error, invalid, "
+    "too_large, timeout, redirect_refused, error).",
+    ["issuer", "outcome"],
 )
 POLICY_RELOADS = Counter(
     "gateway_policy_reloads_total",

@@ -180,6 +180,8 @@ class Identity:
     # The gateway token itself, the only credential ever forwarded upstream (and only when the
     # upstream asks for it): static keys and client-signed JWTs are long-lived secrets.
     forwardable_token: str | None = None
+    # The trusted identity entry an `oidc` credential matched (contract §5).
+    identity_id: str | None = None
 
 
     @classmethod
@@ -197,3 +199,22 @@ class Identity:
 
 
 ANONYMOUS = Identity(method="none")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIdentity:
+    """A trusted external identity (contract §5): tokens of `issuer` for `audience` whose claims
+    meet `conditions` act as `client_id`. `revision` moves on every change, so the gateway
+    tokens exchanged under one revision die with it."""
+
+    identity_id: str
+    issuer: str
+    audience: str
+    conditions: tuple[tuple[str, str], ...]  # (claim, exact value or pattern), sorted by claim
+    client_id: str
+    created_at: str
+    updated_at: str
+    jwks_uri: str | None = None
+    preset: str | None = None
+    revision: int = 1
+    source: str = "api"  # api, or config (read-only)

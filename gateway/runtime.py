@@ -11,16 +11,21 @@ from dataclasses import dataclass
 
 from gateway.config import Config
 from gateway.crypto import Sealer, load_master_key
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.identity.directory import Directory
+from gateway.identity.external import ExternalTokenVerifier
+from gateway.identity.jwks import JwksFetcher
 from gateway.identity.rotation import Rotation
 from gateway.identity.signing import IdentityHeaders, KeyRing, RingHolder
 from gateway.identity.tokens import TokenService
+from gateway.identity.trusted import check_not_own_issuer, identity_from
+from gateway.models import TrustedIdentity
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
 from gateway.pipeline.authn.client_auth import ClientAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
 from gateway.pipeline.authn.gateway_jwt import GatewayJwtAuthenticator
+from gateway.pipeline.authn.oidc import OidcAuthenticator
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.authz.grants import DirectoryGrants
 from gateway.pipeline.forward.upstream import UpstreamClients
@@ -48,6 +53,10 @@ class IdentityServices:
     client_jwt: ClientJwtAuthenticator
     client_auth: ClientAuthenticator
     rotation: Rotation
+    jwks: JwksFetcher
+    oidc: OidcAuthenticator
+    verifier: ExternalTokenVerifier
+    configured_identities: tuple[TrustedIdentity, ...]
 
 
 def check_store(config: Config) -> Store:
@@ -78,6 +87,27 @@ def check_store(config: Config) -> Store:
     return store
 
 
+def configured_identities(config: Config) -> tuple[TrustedIdentity, ...]:
+    """The config file's `identities:`, validated as the admin API validates entries; raises
+    ConfigError naming every bad field as `FILE: identities[N].FIELD: why`."""
+    problems: list[str] = []
+    entries: dict[str, TrustedIdentity] = {}
+    for i, item in enumerate(config.identities):
+        try:
+            entry = identity_from(item, source="config")
+            check_not_own_issuer(entry.issuer, (config.public_url, config.admin_public_url))
+        except GatewayError as exc:
+            field, _, why = exc.description.partition(": ")
+            problems.append(f"{config.source}: identities[{i}].{field}: {why}")
+            continue
+        if entry.identity_id in entries:
+            problems.append(f"{config.source}: identities[{i}].identityId: {entry.identity_id} is given twice")
+        entries[entry.identity_id] = entry
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return tuple(entries.values())
+
+
 def open_identity(config: Config) -> IdentityServices:
     store = check_store(config)
     try:
@@ -89,7 +119,18 @@ def open_identity(config: Config) -> IdentityServices:
     except BaseException:
         store.close()
         raise
-    directory = Directory(store)
+    try:
+        configured = configured_identities(config)
+    except ConfigError:
+        store.close()
+        raise
+    directory = Directory(store, configured_identities=configured)
+    jwks = JwksFetcher(config.jwks)
+    directory.on_trusted_change.append(
+        lambda index: jwks.configure({issuer: index.jwks_uri(issuer) for issuer in index.issuers})
+    )
+    verifier = ExternalTokenVerifier(jwks, config.tokens.leeway)
+    oidc = OidcAuthenticator(directory, verifier)
     tokens = TokenService(holder, config)
     access_keys = AccessKeyAuthenticator(directory, config.account_id)
     client_jwt = ClientJwtAuthenticator(
@@ -106,7 +147,7 @@ def open_identity(config: Config) -> IdentityServices:
         store=store,
         directory=directory,
         chain=AuthenticatorChain(
-            (access_keys, client_jwt, GatewayJwtAuthenticator(directory, tokens)),
+            (access_keys, client_jwt, GatewayJwtAuthenticator(directory, tokens), oidc),
             generations=directory,
             cache_size=config.caches.credentials,
             cache_ttl=config.caches.credential_ttl,
@@ -118,6 +159,10 @@ def open_identity(config: Config) -> IdentityServices:
         client_jwt=client_jwt,
         client_auth=ClientAuthenticator(config, directory, access_keys),
         rotation=rotation,
+        jwks=jwks,
+        oidc=oidc,
+        verifier=verifier,
+        configured_identities=configured,
     )
 
 
@@ -160,4 +205,5 @@ class Runtime:
                 await task
         await self.upstreams.close()
         await self.usage.flush()  # the last batch; a failure is logged by flush()
+        await self.identity.jwks.close()
         self.identity.store.close()

@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import clients, grants, usage, wellknown
+from gateway.admin import clients, grants, identities, usage, wellknown
 from gateway.admin.actions import Actions
+from gateway.admin.identity_actions import IdentityActions
 from gateway.admin.openapi import openapi_document
 from gateway.config import Limits
 from gateway.decisions import PREFIX as DECISIONS_PREFIX
@@ -63,6 +64,16 @@ def admin_app(runtime: Runtime) -> DecisionApp:
     api += clients.routes(runtime, actions)
     api += grants.routes(runtime, actions)
     api += usage.routes(runtime, actions)
+    api += identities.routes(
+        runtime,
+        IdentityActions(
+            runtime.identity.store,
+            runtime.identity.directory,
+            runtime.identity.verifier,
+            runtime.identity.configured_identities,
+            (runtime.config.public_url, runtime.config.admin_public_url),
+        ),
+    )
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

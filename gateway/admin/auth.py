@@ -1,7 +1,7 @@
 """Who calls the admin API, and what they may do there (contract §7).
 
 Callers authenticate like any caller (an access key, a client-signed JWT whose issuer is the
-admin listener's public URL or the gateway's, or a gateway token). Each endpoint then needs
+admin listener's public URL or the gateway's, a gateway token, or a trusted external token). Each endpoint then needs
 `gateway:<collection>:read` or `:write` on `/gateway/<collection>[/<id>]`, from the same grants
 that authorize upstream calls. A tenant admin (a client with a tenant) sees only its tenant.
 """
@@ -20,7 +20,8 @@ from gateway.models import Identity
 from gateway.pipeline.authn import bearer_credential
 from gateway.runtime import Runtime
 
-ADMIN_KINDS = frozenset({"access_key", "client_jwt", "gateway_jwt"})
+# `oidc`: a CI job manages what its mapped client may manage with no stored secret (contract §5).
+ADMIN_KINDS = frozenset({"access_key", "client_jwt", "gateway_jwt", "oidc"})
 MAX_BODY = 1024 * 1024
 
 

@@ -26,7 +26,8 @@ from gateway.background import every
 from gateway.cache import ExpiringCache
 from gateway.crypto import CLIENT_ID, KEY_ID, PUBLIC_KEY_ID, SECRET_ID
 from gateway.identity.grants import GrantSet, compile_grants
-from gateway.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret
+from gateway.identity.trusted import TrustedIndex, parse_credential_id
+from gateway.models import AccessKey, Change, Client, ClientPublicKey, ClientSecret, TrustedIdentity
 from gateway.store import Store, StoreError
 
 log = logging.getLogger("gateway.identity")
@@ -51,6 +52,7 @@ class Directory:
         negative_ttl: float = 5.0,
         maxsize: int = 200_000,
         poll_interval: float = 0.25,
+        configured_identities: tuple[TrustedIdentity, ...] = (),
     ) -> None:
         self.store = store
         self.poll_interval = poll_interval
@@ -63,6 +65,12 @@ class Directory:
         self._revoked_tokens: dict[str, int] = {}
         # Called (awaited) after a poll that saw the signing keys change.
         self.on_signing_change: list[Callable[[], Awaitable[None]]] = []
+        # Trusted identities (the store's and the config file's), swapped whole on a change;
+        # `_trusted_stale` after losing the change feed, so the next use reloads (or fails).
+        self._configured_identities = configured_identities
+        self._trusted = TrustedIndex(configured_identities)
+        self._trusted_stale = True
+        self.on_trusted_change: list[Callable[[TrustedIndex], None]] = []
         self._client_generation: defaultdict[str, int] = defaultdict(int)
         self._cleared = 0
         self.grants_generation = 0
@@ -132,6 +140,8 @@ class Directory:
         """False when the credential a token was issued on is gone (revoked, expired, another
         client's); else when it expires (epoch seconds), None for never. A token dies with the
         credential it was issued on, so a cached verification must not outlive it either."""
+        if credential_id.startswith("identity:"):
+            return None if await self.trusted_identity_active(client_id, credential_id) else False
         now = time.time()
         if credential_id.startswith("acc_"):
             key = await self.key(credential_id)
@@ -188,6 +198,28 @@ class Directory:
         return ClientKeys(
             tuple(self.store.list_access_keys(client_id)), tuple(self.store.list_public_keys(client_id))
         )
+    async def trusted(self) -> TrustedIndex:
+        """The index of trusted identities, reloaded first when it may be stale."""
+        if self._trusted_stale:
+            await self._reload_trusted()
+        return self._trusted
+
+    async def _reload_trusted(self) -> None:
+        stored = await asyncio.to_thread(self.store.list_trusted_identities)
+        configured = {e.identity_id for e in self._configured_identities}
+        index = TrustedIndex([*self._configured_identities, *(e for e in stored if e.identity_id not in configured)])
+        self._trusted, self._trusted_stale = index, False
+        for callback in self.on_trusted_change:
+            callback(index)
+
+    async def trusted_identity_active(self, client_id: str, credential_id: str) -> bool:
+        """Whether the entry a gateway token was exchanged under still exists, maps to the same
+        client and has not changed since (any change ends the tokens of its older revisions)."""
+        parsed = parse_credential_id(credential_id)
+        if parsed is None:
+            return False
+        entry = (await self.trusted()).current(parsed[0])
+        return entry is not None and entry.client_id == client_id and entry.revision == parsed[1]
 
     def token_revoked(self, jti: str) -> bool:
         return jti in self._revoked_tokens
@@ -217,7 +249,7 @@ class Directory:
             # Cached verifications of gateway tokens must meet the new key ring: moving the
             # generation every cached result is checked against makes them verify again.
             self.grants_generation += 1
-        elif change.kind != "token":
+        elif change.kind not in ("token", "identity"):  # identity: reloaded by poll()
             self.clear()
 
     def clear(self) -> None:
@@ -229,9 +261,11 @@ class Directory:
             cache.clear()
         self._cleared += 1
         self.grants_generation += 1
+        self._trusted_stale = True
 
     async def start(self) -> None:
         self.last_seq = await asyncio.to_thread(self.store.latest_change)
+        await self._reload_trusted()
         self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
 
     async def poll(self) -> int:
@@ -242,6 +276,9 @@ class Directory:
             # Before the changes apply: once they drop the cached verifications, the next
             # check of a revoked token must already find it in this set.
             self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
+        if "identity" in kinds or self._trusted_stale:
+            # Before the client changes that come with it drop the cached verifications.
+            await self._reload_trusted()
         for change in changes:
             self.apply(change)
             self.last_seq = change.seq

@@ -105,13 +105,15 @@ class IdentityHeaders:
         self.holder = holder
         self.issuer = issuer
         self.lifetime = min(lifetime, 60)
-        self._cache: ExpiringCache[tuple[str | None, str, str, str, str, str, str], str] = ExpiringCache(
+        self._cache: ExpiringCache[tuple[str | None, ...], str] = ExpiringCache(
             50_000, min(reuse, self.lifetime)
         )
 
     def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
         ring = self.holder.ring
-        key = (identity.client_id, identity.method, route, method, path, upstream, ring.current.kid)
+        # The subject is part of the key: an `oidc` caller's subject is the external `sub`, and
+        # several workloads may map to one client.
+        key = (identity.client_id, identity.subject, identity.identity_id, identity.method, route, method, path, upstream, ring.current.kid)
         token = self._cache.get(key)
         if token is None:
             now = int(time.time())
@@ -129,6 +131,7 @@ class IdentityHeaders:
                     "exp": now + self.lifetime,
                     "jti": b64url(os.urandom(16)),
                     **({"tenant": identity.tenant} if identity.tenant else {}),
+                    **({"identity_id": identity.identity_id} if identity.identity_id else {}),
                 },
                 self.typ,
             )

@@ -123,6 +123,25 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 PRIMARY KEY (client_id, hour, route))""",
         ],
     ),
+    (
+        4,
+        [
+            # Trusted external identities (contract §5); `conditions` is a JSON object. No foreign
+            # key on client_id: an entry whose client is gone matches as nobody (fails closed).
+            """CREATE TABLE trusted_identities (
+                identity_id TEXT PRIMARY KEY,
+                issuer TEXT NOT NULL,
+                audience TEXT NOT NULL,
+                conditions TEXT NOT NULL,
+                client_id TEXT NOT NULL,
+                jwks_uri TEXT,
+                preset TEXT,
+                revision INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)""",
+            "CREATE INDEX trusted_identities_client ON trusted_identities (client_id)",
+        ],
+    ),
 ]
 
 _DIALECT = {

@@ -27,6 +27,7 @@ from gateway.models import (
     now_iso,
 )
 from gateway.store.backend import Backend, Cursor
+from gateway.store.identities import IdentityRecords
 from gateway.store.usage import UsageMixin
 
 MAX_ACTIVE_KEYS = 5
@@ -87,7 +88,7 @@ def _statements_json(statements: Iterable[Statement]) -> str:
     return json.dumps([{"roles": list(s.roles), "resources": list(s.resources)} for s in statements])
 
 
-class Store(UsageMixin):
+class Store(UsageMixin, IdentityRecords):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 

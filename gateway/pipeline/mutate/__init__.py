@@ -45,6 +45,8 @@ class Mutator:
             headers.append((b"x-gateway-subject", identity.subject.encode()))
         if identity.tenant is not None:
             headers.append((b"x-gateway-tenant", identity.tenant.encode()))
+        if identity.identity_id is not None:  # the trusted identity an `oidc` caller matched
+            headers.append((b"x-gateway-identity-id", identity.identity_id.encode()))
         if identity.method != "none":
             headers.append((b"x-gateway-scopes", " ".join(sorted(identity.scopes)).encode()))
         if self.signer is not None and identity.client_id is not None:
