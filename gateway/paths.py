@@ -74,3 +74,29 @@ def _check_segments(segments: list[str]) -> None:
                 raise InvalidRequest("the request path has an empty segment (//)")
         elif segment == "." or segment == "..":
             raise InvalidRequest("the request path has a . or .. segment")
+
+
+def check_segment(value: str, field: str) -> None:
+    """An id that becomes one segment of a resource (a user id, a connection id): one reading
+    only. Raises InvalidRequest naming `field`."""
+    if value in ("", ".", "..") or _AMBIGUOUS.search(value):
+        raise InvalidRequest(
+            f"{field}: {value[:80]!r} is ambiguous as a path segment (empty, . or .., or /, \\, ;, %, a control character)"
+        )
+
+
+def check_resource(uri: str, field: str) -> None:
+    """A resource URI as grants compare it (decoded text): the proxy's canonical-path rules
+    (issue 9, defect 13). It starts with `/`; no empty, `.` or `..` segments, no trailing `/`
+    (but `/` itself), no `\\`, `;` or control characters, and no `%` (an escape left in decoded
+    text would be read twice). A URI that a service could later normalise into another one must
+    never match a grant: raises InvalidRequest naming `field`."""
+    if uri == "/":
+        return
+    if not uri.startswith("/"):
+        raise InvalidRequest(f"{field}: must start with /")
+    for segment in uri[1:].split("/"):
+        check_segment(segment, field)
+
+
+_AMBIGUOUS = re.compile(r"[/\\;%\x00-\x1f\x7f]")

@@ -24,7 +24,7 @@ from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
 from gateway.pipeline.forward.upstream import ClientGone, Receive, Send, forward
-from gateway.policy.loader import RESERVED_TEMPLATES
+from gateway.policy.loader import reserved_paths
 from gateway.policy.model import Route, parse_template
 from gateway.policy.table import RouteTable
 from gateway.runtime import Runtime
@@ -40,8 +40,8 @@ ASGIApp = Any
 def own_endpoints(base_path: str) -> RouteTable:
     """The gateway's own public endpoints as a table, so they are matched by the same rules."""
     table = RouteTable()
-    for i, text in enumerate(RESERVED_TEMPLATES):
-        table.add(Route(f"gateway-own-{i}", "", None, parse_template(base_path + text), "", frozenset()))
+    for i, text in enumerate(reserved_paths(base_path)):
+        table.add(Route(f"gateway-own-{i}", "", None, parse_template(text), "", frozenset()))
     return table
 
 

@@ -19,6 +19,7 @@ from gateway.admin.actions import Actions, no_tenant
 from gateway.admin.auth import caller_of, json_body, page, page_args, require
 from gateway.errors import InvalidRequest, NotFound
 from gateway.identity import service
+from gateway.paths import check_resource, check_segment
 from gateway.runtime import Runtime
 
 
@@ -81,9 +82,16 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
     async def check(request: Request) -> Response:
         """GET /v1/users/{userId}/resources/{resourceUri}/permissions/{permission}: 200 when
         allowed, 404 when not (what Authress's authorizeUser expects). Parsed from the raw path:
-        resourceUri arrives as one segment with its slashes encoded (%2F), decoded once here."""
+        resourceUri arrives as one segment with its slashes encoded (%2F), decoded once here.
+        The raw path still carries the mount prefix of `admin.public_url`'s path (Starlette's
+        `root_path`), which is cut off first (issue 9, defect 4). An ambiguous resource URI or
+        user id is a 400, never a match (defect 13)."""
         caller = await caller_of(request, runtime)
-        segments = request.scope["raw_path"].decode("latin-1").split("/")
+        raw = request.scope["raw_path"].decode("latin-1")
+        prefix = request.scope.get("root_path", "")
+        if prefix and raw.startswith(prefix + "/"):
+            raw = raw[len(prefix) :]
+        segments = raw.split("/")
         if (
             len(segments) != 8
             or segments[1:3] != ["v1", "users"]
@@ -94,6 +102,8 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
         user_id, resource, permission = (unquote(s) for s in (segments[3], segments[5], segments[7]))
         if not user_id or not resource or not permission:
             raise InvalidRequest("userId, resourceUri and permission are required")
+        check_segment(user_id, "userId")
+        check_resource(resource, "resourceUri")
         grants = await actions.grants_of(caller, user_id)
         if grants.find(permission, resource) is None:
             raise NotFound("the user does not have this permission on this resource")

@@ -25,6 +25,7 @@ from gateway.models import (
     Statement,
     now_iso,
 )
+from gateway.paths import check_resource, check_segment
 from gateway.store import Store
 
 ADMIN_ROLE = "gateway-admin"
@@ -275,6 +276,7 @@ def record_from(body: dict[str, Any], record_id: str | None, actor: str) -> Reco
     for i, u in enumerate(users_raw):
         if not isinstance(u, dict) or not isinstance(u.get("userId"), str) or not u["userId"]:
             raise InvalidRequest(f"users[{i}].userId: required")
+        check_segment(u["userId"], f"users[{i}].userId")
         users.append(u["userId"])
     statements_raw = body.get("statements")
     if not isinstance(statements_raw, list):
@@ -292,6 +294,8 @@ def record_from(body: dict[str, Any], record_id: str | None, actor: str) -> Reco
             for r in resources
         ):
             raise InvalidRequest(f"statements[{i}].resources: expected a list of {{resourceUri}}")
+        for j, r in enumerate(resources):
+            check_resource(r["resourceUri"], f"statements[{i}].resources[{j}].resourceUri")
         statements.append(Statement(tuple(roles), tuple(r["resourceUri"] for r in resources)))
     now = now_iso()
     return Record(

@@ -71,6 +71,15 @@ RESERVED_TEMPLATES = (
 )
 
 
+def reserved_paths(base_path: str) -> list[str]:
+    """The own endpoints' templates for a `public_url` path: each under the path, plus RFC 8414
+    §3.1's metadata URL with the path inserted after `/.well-known/...` (at the root)."""
+    paths = [base_path + t for t in RESERVED_TEMPLATES]
+    if base_path:
+        paths.append(f"/.well-known/oauth-authorization-server{base_path}")
+    return paths
+
+
 class PolicyError(ConfigError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -132,7 +141,7 @@ def load_policy(paths: Iterable[Path], base_path: str = "") -> Policy:
                 upstreams[upstream.name] = upstream
         raw_routes.extend((file, i, spec) for i, spec in enumerate(doc.get("routes") or []))
 
-    reserved = [parse_template(base_path + t) for t in RESERVED_TEMPLATES]
+    reserved = [parse_template(t) for t in reserved_paths(base_path)]
     table = RouteTable()
     routes: list[Route] = []
     seen_ids: dict[str, Path] = {}

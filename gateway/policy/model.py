@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from gateway.errors import InvalidRequest
+from gateway.paths import check_resource
+
 AUTH_KINDS = ("access_key", "client_jwt", "gateway_jwt", "oidc")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -100,7 +103,14 @@ def parse_resource(text: str, params: tuple[str, ...]) -> ResourceTemplate:
         parts.append((False, text[pos:]))
     if any("{" in v or "}" in v for is_param, v in parts if not is_param):
         raise ValueError("unbalanced { or }")
-    return ResourceTemplate(text, tuple(parts))
+    template = ResourceTemplate(text, tuple(parts))
+    # Filled from canonical path segments, the result must itself be canonical (defect 13):
+    # `/users/{id}/../x` or `/users//{id}` would grant what a service later reads as another path.
+    try:
+        check_resource(template.fill(dict.fromkeys(params, "x")), "resource")
+    except InvalidRequest as exc:
+        raise ValueError(exc.description.removeprefix("resource: ")) from None
+    return template
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,8 @@ class Gateway:
         shutdown_timeout: str = "5s",
         public_url: str | None = None,
         master_key_file: Path | None = None,
+        public_path: str = "",
+        admin_path: str = "",
         **config: Any,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,8 @@ class Gateway:
         self.log_level = log_level
         self.shutdown_timeout = shutdown_timeout
         self.fixed_public_url = public_url
+        self.public_path = public_path  # a path in public_url (the gateway's own endpoints move there)
+        self.admin_path = admin_path  # a path in admin.public_url (the admin API moves there)
         self.master_key_file = master_key_file or directory / "master.key"
         self.config = {"reload": {"interval": "0"}, **config}  # tests reload by hand, if at all
         self.log_path = directory / "gateway.log"
@@ -82,6 +86,11 @@ class Gateway:
 
     def _pick_ports(self) -> None:
         self.port, self.admin_port = two_free_ports()
+        extra = dict(self.config)
+        if self.admin_path:
+            extra.setdefault(
+                "admin", {"listen": f"127.0.0.1:{self.admin_port}", "public_url": self.admin_url + self.admin_path}
+            )
         write_config(
             self.directory,
             port=self.port,
@@ -93,13 +102,13 @@ class Gateway:
             master_key_file=str(self.master_key_file),
             log_level=self.log_level,
             shutdown_timeout=self.shutdown_timeout,
-            **self.config,
+            **extra,
         )
 
     @property
     def public_url(self) -> str:
         """The deployment's URL (its tokens' issuer)."""
-        return self.fixed_public_url or f"http://127.0.0.1:{self.port}"
+        return self.fixed_public_url or f"http://127.0.0.1:{self.port}{self.public_path}"
 
     @property
     def proxy_url(self) -> str:
@@ -112,7 +121,7 @@ class Gateway:
 
     @property
     def token_url(self) -> str:
-        return f"{self.proxy_url}/oauth/token"
+        return f"{self.proxy_url}{self.public_path}/oauth/token"
 
     # --- commands ---
 
@@ -241,7 +250,8 @@ class Gateway:
     def admin(self, key: str | None = "admin", *, keep_alive: bool = False) -> Api:
         """The admin API as the first admin (default), as another key or token, or anonymously
         (None)."""
-        return Api(self.admin_url, self.admin_key if key == "admin" else key, keep_alive=keep_alive)
+        base = self.admin_url + self.admin_path
+        return Api(base, self.admin_key if key == "admin" else key, keep_alive=keep_alive)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of `name` whose labels include `labels` on admin /metrics."""
