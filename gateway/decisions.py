@@ -7,7 +7,8 @@ and answers:
 
 - 200 with the identity headers the proxy would have added (signed X-Gateway-Identity included)
   for the front proxy to copy upstream, and, when `decisions.cache_max_age` is on,
-  `Cache-Control: private, max-age=N` plus `X-Accel-Expires: N` (what nginx's proxy_cache reads);
+  `Cache-Control: private, max-age=N` plus `X-Accel-Expires: N` (what nginx's proxy_cache reads),
+  and `X-Envoy-Auth-Headers-To-Remove` naming the identity headers it does not carry;
 - 401 (with WWW-Authenticate) or 403, and nothing else: nginx turns any other status of an auth
   subrequest into a 500. So an unmatched (404) or ambiguous (400) URI, a store outage (503,
   fail closed) and even a bug of ours (500) are 403 here, with the real `error` in the JSON body.
@@ -32,7 +33,8 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound, ServerError, 
 from gateway.metrics import UNMATCHED, decision_label, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
-from gateway.pipeline.forward.headers import request_id_of, sort_inbound, trusted_peer
+from gateway.pipeline.forward.headers import is_gateway_header, request_id_of, sort_inbound, trusted_peer
+from gateway.pipeline.mutate import NAMES
 from gateway.runtime import Runtime
 from gateway.store import StoreError
 
@@ -45,6 +47,7 @@ ASGIApp = Any
 PREFIX = "/v1/decisions"
 _METHOD_HEADERS = (b"x-forwarded-method", b"x-original-method")
 _URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri")
+IDENTITY_HEADERS = frozenset(NAMES)
 _ORIGINAL_HEADERS = frozenset(_METHOD_HEADERS + _URI_HEADERS)
 _METHOD = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$")  # an RFC 9110 token
 
@@ -100,6 +103,12 @@ class DecisionApp:
             decision = granted.decision
             status = 200
             headers = [*granted.headers, *self.cache_headers, (b"x-request-id", request_id)]
+            # Envoy removes these from the request (it cannot drop a caller's X-Gateway-* itself):
+            # the identity headers this answer leaves out, and any other spelling it was sent.
+            spoofed = {name for name, _ in scope["headers"] if is_gateway_header(name)}
+            remove = (spoofed | IDENTITY_HEADERS) - {name for name, _ in granted.headers}
+            if remove:
+                headers.append((b"x-envoy-auth-headers-to-remove", b",".join(sorted(remove))))
             headers.append((b"content-length", b"0"))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})

@@ -207,6 +207,11 @@ def test_spoofed_identity_headers_on_the_decision_request_change_nothing(
     assert response.status_code == 200
     assert response.headers.get_list("x-gateway-client-id") == [deployment.client_id]
     assert "x-gateway-tenant" not in response.headers
+    # What Envoy is to remove: the identity headers left out and other spellings it was sent.
+    spoofed["X-Gateway.Route"] = "other"
+    response = http.get(deployment.decisions_url + "/v1/docs/d1", headers=spoofed)
+    remove = response.headers["x-envoy-auth-headers-to-remove"].split(",")
+    assert remove == ["x-gateway-tenant", "x-gateway.route"]
 
 
 def test_decisions_have_metrics_of_their_own(deployment: Deployment, http: httpx.Client) -> None:

@@ -61,7 +61,8 @@ class Inbound:
         return self.chunked or bool(self.content_length)
 
 
-def _is_gateway_header(name: bytes) -> bool:
+def is_gateway_header(name: bytes) -> bool:
+    """Whether a (lower-case) header name counts as X-Gateway-* (contract §4)."""
     # `X_Gateway.Client-Id` reaches some frameworks as X-Gateway-Client-Id (CGI maps `_` and `.`).
     return name.replace(b"_", b"-").replace(b".", b"-").startswith(b"x-gateway-")
 
@@ -102,7 +103,7 @@ def sort_inbound(raw: list[tuple[bytes, bytes]], max_bytes: int, max_count: int)
                 inbound.forwarded_proto = value
             elif name == b"x-forwarded-host":
                 inbound.forwarded_host = value
-        elif name == b"expect" or (name[:1] == b"x" and _is_gateway_header(name)):
+        elif name == b"expect" or (name[:1] == b"x" and is_gateway_header(name)):
             continue  # Expect is answered by our own server; X-Gateway-* is ours alone
         else:
             forward.append((name, value))

@@ -16,6 +16,18 @@ from gateway.policy.model import Route
 
 Headers = list[tuple[bytes, bytes]]
 
+#: Every header this stage may set: a front door that cannot drop a caller's `X-Gateway-*`
+#: headers itself (Envoy behind the decision endpoint) is told which of these to remove.
+NAMES = (
+    b"x-gateway-auth-method",
+    b"x-gateway-route",
+    b"x-gateway-client-id",
+    b"x-gateway-subject",
+    b"x-gateway-tenant",
+    b"x-gateway-scopes",
+    b"x-gateway-identity",
+)
+
 
 class IdentitySigner(Protocol):
     """Mints the signed `X-Gateway-Identity` token (gateway.identity.signing.IdentityHeaders)."""
