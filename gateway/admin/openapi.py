@@ -324,6 +324,27 @@ _SCHEMAS["IdentityList"] = {
 }
 
 
+# The forward-auth decision endpoint (docs/forward-auth.md): any method, the request decided in
+# the path or in X-Forwarded-*/X-Original-* headers; only 200, 401 and 403.
+_DECISION = {
+    "summary": "Forward-auth: may this request pass? (for nginx, Traefik, Caddy, Envoy)",
+    "description": "Any method. Decides the method and URI after /v1/decisions, or those in "
+    "X-Forwarded-Method/X-Forwarded-Uri or X-Original-Method/X-Original-URI from a trusted proxy. "
+    "200 carries the X-Gateway-* identity headers; every refusal is a 401 or a 403.",
+    "security": [{"bearer": []}],
+    "parameters": [{"name": "path", "in": "path", "required": True, "schema": _S}],
+    "responses": {
+        "200": {"description": "allowed: the identity headers to copy upstream"},
+        "401": {"description": "no valid credential", "content": {"application/json": {"schema": _ERROR}}},
+        "403": {
+            "description": "refused (the error says why: access_denied, not_found, invalid_request, ...)",
+            "content": {"application/json": {"schema": _ERROR}},
+        },
+    },
+}
+_DECISIONS = {m: _DECISION for m in ("get", "head", "post", "put", "patch", "delete", "options")}
+
+
 def openapi_document(server: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for method, path, summary, permission, request, status, response in _OPERATIONS:
@@ -365,6 +386,7 @@ def openapi_document(server: str) -> dict[str, Any]:
         if params:
             op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": _S} for p in params]
         paths.setdefault(path, {})[method] = op
+    paths["/v1/decisions/{path}"] = _DECISIONS
     return {
         "openapi": "3.1.0",
         "info": {"title": "Gateway admin API", "version": __version__},

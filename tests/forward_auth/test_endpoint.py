@@ -227,3 +227,10 @@ def test_decisions_have_metrics_of_their_own(deployment: Deployment, http: httpx
     assert delta(before, after, name, route="unmatched", code="4xx", decision="unmatched") == 1
     assert delta(before, after, "gateway_requests_total") == 0
     assert delta(before, after, "gateway_decision_duration_seconds_count", route="read-doc") == 2
+
+
+def test_openapi_describes_the_decision_endpoint(deployment: Deployment, http: httpx.Client) -> None:
+    document = http.get(deployment.gateway.admin_url + "/openapi.json").json()
+    operations = document["paths"]["/v1/decisions/{path}"]
+    assert {"get", "post", "delete"} <= set(operations)
+    assert set(operations["get"]["responses"]) == {"200", "401", "403"}
