@@ -6,8 +6,9 @@ pipeline and the front doors import the store, never the other way round."""
 
 from gateway.config import StoreURL
 from gateway.store.backend import StoreError, open_backend
+from gateway.store.base import MAX_ACTIVE_KEYS, Conflict, Missing
 from gateway.store.migrations import current_version, migrate
-from gateway.store.store import MAX_ACTIVE_KEYS, Conflict, Missing, Store
+from gateway.store.store import Store
 
 
 def open_store(url: StoreURL, run_migrations: bool = True) -> Store:
