@@ -59,7 +59,7 @@ class IdentityRecords:
     ) -> TrustedIdentity:
         """Create (`expected_revision` None: the id must be new) or replace (the stored revision
         must still be `expected_revision`, so two concurrent PUTs cannot both win)."""
-        from gateway.store.store import Conflict
+        from gateway.store.base import Conflict
 
         with self.backend.write() as cur:
             row = cur.execute(
@@ -123,7 +123,7 @@ class IdentityRecords:
         return [_entry(r) for r in rows]
 
     def delete_trusted_identity(self, identity_id: str, actor: str) -> None:
-        from gateway.store.store import Missing
+        from gateway.store.base import Missing
 
         with self.backend.write() as cur:
             row = cur.execute(
