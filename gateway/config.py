@@ -121,6 +121,12 @@ class Jwks:
 
 
 @dataclass(frozen=True, slots=True)
+class Console:
+    enabled: bool = True  # the web console at {admin.public_url}/console/
+    session_lifetime: float = 8 * 3600.0  # absolute; 8 h at most (contract §12)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -144,6 +150,7 @@ class Config:
     # Trusted identities from the config file (read-only; the admin API's shape), as written:
     # the runtime validates them (runtime.configured_identities).
     identities: tuple[dict[str, Any], ...] = ()
+    console: Console = field(default_factory=Console)
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -256,6 +263,7 @@ _TOP = {
     "decisions",
     "jwks",
     "identities",
+    "console",
 }
 
 
@@ -302,6 +310,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     throttle_raw = r.mapping(top.get("throttle"), "throttle", {"failures_per_client", "failures_per_address"})
     caches_raw = r.mapping(top.get("caches"), "caches", {"credentials", "credential_ttl"})
     decisions_raw = r.mapping(top.get("decisions"), "decisions", {"listen", "cache_max_age"})
+    console_raw = r.mapping(top.get("console"), "console", {"enabled", "session_lifetime"})
 
     def required(key: str, value: Any, parse: Any) -> Any:
         if value is None:
@@ -527,7 +536,16 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     jwks_raw = r.mapping(
         top.get("jwks"),
         "jwks",
-        {"timeout", "max_bytes", "max_keys", "min_age", "max_age", "stale_for", "refetch_interval", "ca_file"},
+        {
+            "timeout",
+            "max_bytes",
+            "max_keys",
+            "min_age",
+            "max_age",
+            "stale_for",
+            "refetch_interval",
+            "ca_file",
+        },
     )
     jd = Jwks()
     ca_file = jwks_raw.get("ca_file")
@@ -552,6 +570,15 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         ca_file=(base / ca_file).resolve() if isinstance(ca_file, str) else None,
     )
     identities = _identities(r, top.get("identities"))
+    console = Console(
+        enabled=optional("console.enabled", console_raw.get("enabled"), boolean, True),
+        session_lifetime=optional(
+            "console.session_lifetime",
+            console_raw.get("session_lifetime"),
+            seconds_between(60, 8 * 3600),
+            Console().session_lifetime,
+        ),
+    )
     config_kwargs = dict(
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
@@ -581,9 +608,9 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         decisions=decisions,
         jwks=jwks,
         identities=identities,
+        console=console,
         **config_kwargs,
     )
-
 
 
 def _identities(r: _Reader, raw: object) -> tuple[dict[str, Any], ...]:
@@ -598,7 +625,10 @@ def _identities(r: _Reader, raw: object) -> tuple[dict[str, Any], ...]:
     entries: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
-            r.fail(f"identities[{i}]", "expected a mapping (identityId, issuer, audience, conditions, clientId, ...)")
+            r.fail(
+                f"identities[{i}]",
+                "expected a mapping (identityId, issuer, audience, conditions, clientId, ...)",
+            )
         elif item.get("identityId") is None:
             r.fail(f"identities[{i}].identityId", "required in the config file")
         else:

@@ -19,6 +19,7 @@ from gateway.identity.rotation import Rotation
 from gateway.identity.signing import IdentityHeaders, KeyRing, RingHolder
 from gateway.identity.tokens import TokenService
 from gateway.identity.trusted import check_not_own_issuer, identity_from
+from gateway.metrics_history import TrafficHistory
 from gateway.models import TrustedIdentity
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
@@ -178,6 +179,7 @@ class Runtime:
         self.authz = Authorizer(identity.grants)
         self.mutate = Mutator(identity.headers)
         self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
+        self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -195,6 +197,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
         self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
         self._tasks.append(asyncio.create_task(self.usage.run()))
+        self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.ready = True
 
     async def stop(self) -> None:

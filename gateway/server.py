@@ -79,13 +79,15 @@ def configure_logging(level: str) -> None:
 
 async def serve_worker(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:
     from gateway.admin import admin_app, public_own_app
+    from gateway.console import console_routes
     from gateway.proxy import ProxyApp
     from gateway.runtime import Runtime, open_identity
 
     runtime = Runtime(config, await asyncio.to_thread(open_identity, config), policy)
     await runtime.start()
     public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
-    admin = _Server(_uvicorn_config(admin_app(runtime), config))
+    console = console_routes(runtime) if config.console.enabled else []
+    admin = _Server(_uvicorn_config(admin_app(runtime, console), config))
     servers = [public, admin]
     if len(sockets) > 2:  # decisions.listen: the forward-auth endpoint without the admin API
         from gateway.decisions import DecisionApp

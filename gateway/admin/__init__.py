@@ -4,6 +4,7 @@ and the gateway's own endpoints on the public listener."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -27,7 +28,7 @@ from gateway.runtime import Runtime
 from gateway.web import EXCEPTION_HANDLERS
 
 
-def admin_app(runtime: Runtime) -> DecisionApp:
+def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
     """The admin listener's app; the forward-auth decision endpoint is answered before Starlette
     routing (it is on the request path of every request a front proxy lets through)."""
 
@@ -75,6 +76,7 @@ def admin_app(runtime: Runtime) -> DecisionApp:
         ),
     )
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
+    api += extra  # the web console, under the same base path
     routes += [Mount(base_path, routes=api)] if base_path else api
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.add_middleware(HeaderLimits, limits=runtime.config.limits)

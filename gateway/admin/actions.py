@@ -234,7 +234,12 @@ class Actions:
             raise ConflictError(str(exc)) from None
 
     async def list_of(
-        self, caller: Caller, collection: str, listing: Callable[[str, int], list[Any]], cursor: str, limit: int
+        self,
+        caller: Caller,
+        collection: str,
+        listing: Callable[[str, int], list[Any]],
+        cursor: str,
+        limit: int,
     ) -> tuple[list[Any], bool]:
         """A page of roles or records (paged by id); whether more follow."""
         require(caller, collection, "read")
@@ -260,20 +265,34 @@ class Actions:
 
     # --- authorization and audit --------------------------------------------------------------
 
-    async def grants_of(self, caller: Caller, user_id: str) -> GrantSet:
+    async def grants_of(self, caller: Caller, user_id: str, fresh: bool = False) -> GrantSet:
         """The grants of `user_id`, for a caller allowed to look: its own always; another
-        client's with gateway:authorization:read, and for a tenant admin only in its tenant."""
-        if user_id == caller.client_id:
+        client's with gateway:authorization:read, and for a tenant admin only in its tenant.
+        `fresh` reads the store rather than the worker's cache (which follows the change feed
+        within a poll): for a page that must show a change its viewer has just made."""
+        if user_id == caller.client_id and not fresh:
             return caller.grants
-        require(caller, "authorization", "read")
-        if caller.tenant is not None:
+        if user_id != caller.client_id:
+            require(caller, "authorization", "read")
+        if caller.tenant is not None and user_id != caller.client_id:
             other = await self.directory.client(user_id)
             if other is None or other.tenant != caller.tenant:
                 raise NotFound(f"no user {user_id}")
+        if fresh:
+            return await asyncio.to_thread(self.directory.load_grants, user_id)
         return await self.directory.grant_set(user_id)
 
-    async def audit(self, caller: Caller, before: int | None, limit: int) -> tuple[list[AuditEntry], bool]:
+    async def audit(
+        self,
+        caller: Caller,
+        before: int | None,
+        limit: int,
+        actor: str = "",
+        action: str = "",
+        target: str = "",
+    ) -> tuple[list[AuditEntry], bool]:
+        """A page of the audit log, newest first, optionally filtered (see Store.search_audit)."""
         require(caller, "audit", "read")
         no_tenant(caller, "read the gateway's audit log")
-        entries = await asyncio.to_thread(self.store.list_audit, before, limit + 1)
+        entries = await asyncio.to_thread(self.store.search_audit, before, limit + 1, actor, action, target)
         return entries[:limit], len(entries) > limit

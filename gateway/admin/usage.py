@@ -59,7 +59,8 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
         return JSONResponse(
             {
                 "usage": [
-                    {"hour": r.hour, "route": r.route, "allowed": r.allowed, "refused": r.refused} for r in rows
+                    {"hour": r.hour, "route": r.route, "allowed": r.allowed, "refused": r.refused}
+                    for r in rows
                 ]
             }
         )

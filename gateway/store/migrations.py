@@ -142,6 +142,19 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX trusted_identities_client ON trusted_identities (client_id)",
         ],
     ),
+    (
+        6,
+        [
+            # Web console sessions (issue 13): a SHA-256 of the session id, never the id itself.
+            """CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                credential_id TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at INTEGER NOT NULL)""",
+            "CREATE INDEX console_sessions_expiry ON console_sessions (expires_at)",
+        ],
+    ),
 ]
 
 _DIALECT = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gateway.models import AccessKey, Client, Record, Role, SigningKey, now_iso
 from gateway.store.clients import ClientsMixin
+from gateway.store.console import ConsoleStore
 from gateway.store.credentials import CredentialsMixin
 from gateway.store.feed import FeedMixin
 from gateway.store.grants import GrantsMixin
@@ -27,6 +28,7 @@ class Store(
     TokensMixin,
     UsageMixin,
     IdentityRecords,
+    ConsoleStore,
 ):
     """The one interface to the store: one mixin per record kind (gateway/store/<kind>.py), all
     over `StoreBase` (the backend, the change feed and audit rows every write adds)."""
