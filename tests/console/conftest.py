@@ -53,8 +53,10 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps its event loop running on this thread while it
+    is open, and later suites call asyncio.run()."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing (scripts/install installs Debian's chromium package)")
     try:
