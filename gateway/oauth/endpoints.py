@@ -42,6 +42,8 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 MAX_BODY = 64 * 1024
 _SECRET_PARAMS = ("client_secret", "client_assertion", "assertion", "password", "refresh_token")
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+# private_key_jwt: Ed25519 is RFC 9864's name for EdDSA on Ed25519 (oauth4webapi 3.x signs with it).
+_ASSERTION_ALGS = ["EdDSA", "Ed25519", "ES256", "RS256"]
 # SuperTokens' camelCase JSON fields → RFC 6749 names
 _JSON_ALIASES = {
     "clientId": "client_id",
@@ -311,17 +313,19 @@ def routes(runtime: Runtime) -> list[Route]:
                 "client_secret_post",
                 "private_key_jwt",
             ],
-            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256", "RS256"],
+            "token_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
             "introspection_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",
                 "private_key_jwt",
             ],
+            "introspection_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
             "revocation_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",
                 "private_key_jwt",
             ],
+            "revocation_endpoint_auth_signing_alg_values_supported": _ASSERTION_ALGS,
             "response_types_supported": [],
             "scopes_supported": [],
         }

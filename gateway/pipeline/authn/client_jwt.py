@@ -2,7 +2,8 @@
 as Authress's ServiceClientTokenProvider makes it.
 
 Recognised by its issuer, `<base>/v1/clients/<client_id>` for `public_url` or `admin.public_url`
-(compared byte for byte). Then: `alg` must be EdDSA (the only algorithm an access key has), no
+(compared byte for byte). Then: `alg` must be EdDSA, or its RFC 9864 name Ed25519 (the only
+algorithm an access key has), no
 `crit`, `typ` absent or JWT/at+jwt; `kid` must be an active key of that very client; `sub` is the
 client id; `iat`/`exp` are finite numbers, the lifetime is capped and the clock leeway applies;
 `aud` is the account's Authress audience or `public_url`. Claims such as `scope` grant nothing:
@@ -17,15 +18,16 @@ from collections.abc import Callable
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway import jws
 from gateway.crypto import CLIENT_ID, KEY_ID
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
+from gateway.jws import ED25519_NAMES
 from gateway.models import Identity
 from gateway.pipeline.authn import Verified
 from gateway.presented import Presented, numeric_date
 
 _TYPES = (None, "jwt", "at+jwt")
-_JWS = jwt.PyJWS()
 
 
 class ClientJwtAuthenticator:
@@ -64,8 +66,9 @@ class ClientJwtAuthenticator:
         if client_id is None:
             return None
         header, claims = token.header, token.claims
-        if header.get("alg") != "EdDSA":
-            raise InvalidToken("client tokens must be signed with EdDSA", reason="malformed")
+        alg = header.get("alg")
+        if alg not in ED25519_NAMES:
+            raise InvalidToken("client tokens must be signed with EdDSA (or Ed25519)", reason="malformed")
         if "crit" in header:
             raise InvalidToken("unsupported critical header", reason="malformed")
         typ = header.get("typ")
@@ -106,9 +109,7 @@ class ClientJwtAuthenticator:
         # The signature comes before the key's and client's status, so only the key's holder
         # learns that it was revoked.
         try:
-            _JWS.decode_complete(
-                presented.text, Ed25519PublicKey.from_public_bytes(key.public_key), algorithms=["EdDSA"]
-            )
+            jws.verify(presented.text, Ed25519PublicKey.from_public_bytes(key.public_key), str(alg))
         except jwt.PyJWTError:
             raise InvalidToken("bad signature", reason="bad_signature") from None
         if not key.active:
