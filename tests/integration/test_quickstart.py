@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shlex
 import signal
 import socket
@@ -106,6 +107,13 @@ def test_scripts_run_serves_the_two_printed_curl_commands(tmp_path: Path) -> Non
         assert passes.json()["upstream"] == "example"  # it really went through to the example upstream
         assert refused.status_code == 401, refused.text
         assert refused.json()["error"] == "invalid_token"
+        # It tells where the console is and how to sign in to it.
+        console = re.search(r"(http://\S+/console/) \(sign in with the first admin's access key", printed)
+        assert console is not None, printed
+        assert re.search(r"gateway keys create --config \S+ --client sc_\w+", printed), printed
+        with http_client() as client:
+            sign_in = client.get(console.group(1), follow_redirects=True)
+        assert sign_in.status_code == 200 and 'name="credential"' in sign_in.text
 
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(20)
