@@ -70,9 +70,9 @@ NAV = (
     NavItem("policies", "Policies", "policies"),
     NavItem("signing-keys", "Signing keys", "signing-keys"),
 )
-# Pages that exist in this build; trusted identities (issue 11) and connections (issue 12) add
-# theirs here when they land, and the navigation shows them.
-FEATURES: set[str] = set()
+# Pages that exist in this build; connections (issue 12) adds its own here when it lands, and the
+# navigation shows it.
+FEATURES: set[str] = {"identities"}
 
 
 def nav_for(session: Any) -> list[NavItem]:

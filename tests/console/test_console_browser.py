@@ -322,3 +322,39 @@ def test_security_headers_and_cookie_flags(gateway: Gateway) -> None:
         # A sign-in form posted without its own token (login CSRF) is refused.
         fresh = httpx.post(console(gateway, "sign-in"), data={"credential": gateway.admin_key})
         assert fresh.status_code == 403
+
+
+def test_trusted_identities_page(gateway: Gateway, context: Any) -> None:
+    assert gateway.admin_key is not None
+    api = gateway.admin()
+    client_id = api.create_client()["clientId"]
+    page = context.new_page()
+    sign_in(page, gateway, gateway.admin_key)
+    page.goto(console(gateway, "identities"))
+    form = page.locator("#create-identity")
+    form.locator("input[name=issuer]").fill("https://ci.example.test")
+    form.locator("input[name=audience]").fill("https://gateway.example.test")
+    form.locator("input[name=client_id]").fill(client_id)
+    form.locator("textarea[name=conditions]").fill("sub=repo:acme/deploy:ref:refs/heads/main")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(console(gateway, "identities"))
+    row = page.locator("#identities tr", has_text=client_id)
+    identity_id = row.locator("code").first.inner_text()
+    assert "repo:acme/deploy:ref:refs/heads/main" in row.inner_text()
+    stored = api.get(f"/v1/identities/{identity_id}").json()
+    assert stored["clientId"] == client_id and stored["issuer"] == "https://ci.example.test"
+    screenshot(page, "identities")
+
+    # A condition that pins nothing is refused with the API's own words, as a page.
+    form.locator("input[name=issuer]").fill("https://ci.example.test")
+    form.locator("input[name=audience]").fill("https://gateway.example.test")
+    form.locator("input[name=client_id]").fill(client_id)
+    form.locator("textarea[name=conditions]").fill("sub=*")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#error-description")
+    assert "conditions" in page.locator("#error-description").inner_text()
+
+    page.goto(console(gateway, "identities"))
+    page.locator("#identities tr", has_text=client_id).locator("button", has_text="Delete").click()
+    page.wait_for_url(console(gateway, "identities"))
+    assert api.get(f"/v1/identities/{identity_id}").status_code == 404
