@@ -10,7 +10,8 @@ never above (tests/unit/test_layers.py holds the table and checks it):
       web, …                   the token endpoint; all read one Runtime
     runtime                  what one worker holds: config, policy, identity services
     pipeline                 authn → authz → forward stages
-    identity                 directory (caches + change feed), grants, signing keys, tokens
+    identity, vault          directory (caches + change feed), grants, signing keys, tokens;
+                               the credentials vault (connections, users' tokens, login flow)
     policy                   route policies compiled into an immutable table
     store                    persistence of the models, one interface over SQLite/PostgreSQL
     models, errors, config,  foundation: plain values, the exception tree, settings, crypto

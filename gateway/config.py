@@ -127,6 +127,14 @@ class Console:
 
 
 @dataclass(frozen=True, slots=True)
+class VaultSettings:
+    provider_timeout: float = (
+        5.0  # each call to a provider; a refresh holds its credential's lock this long at most
+    )
+    connections: tuple[Any, ...] = ()  # gateway.vault_models.Connection, from `vault.connections`
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path
     public_url: str
@@ -151,6 +159,8 @@ class Config:
     # the runtime validates them (runtime.configured_identities).
     identities: tuple[dict[str, Any], ...] = ()
     console: Console = field(default_factory=Console)
+    vault: VaultSettings = field(default_factory=VaultSettings)
+    previous_master_keys: tuple[Path, ...] = ()
     reload_interval: float = 1.0
     shutdown_timeout: float = 30.0
     log_level: str = "info"
@@ -264,6 +274,8 @@ _TOP = {
     "jwks",
     "identities",
     "console",
+    "vault",
+    "previous_master_keys",
 }
 
 
@@ -579,7 +591,16 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             Console().session_lifetime,
         ),
     )
+    vault = _vault(r, top.get("vault"), seconds_between)
+
+    def key_files(value: object) -> tuple[Path, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise ValueError("expected a list of master key files")
+        return tuple((base / i).resolve() for i in items)
+
     config_kwargs = dict(
+        previous_master_keys=optional("previous_master_keys", top.get("previous_master_keys"), key_files, ()),
         workers=optional("workers", top.get("workers"), positive_int, 1),
         trusted_proxies=optional("trusted_proxies", top.get("trusted_proxies"), networks, ()),
         reload_interval=optional("reload.interval", reload_raw.get("interval"), parse_duration, 1.0),
@@ -609,6 +630,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         jwks=jwks,
         identities=identities,
         console=console,
+        vault=vault,
         **config_kwargs,
     )
 
@@ -634,3 +656,56 @@ def _identities(r: _Reader, raw: object) -> tuple[dict[str, Any], ...]:
         else:
             entries.append(item)
     return tuple(entries)
+_CONNECTION_KEYS = {
+    "connection_id": "connectionId",
+    "name": "name",
+    "authorization_url": "authorizationUrl",
+    "token_url": "tokenUrl",
+    "revocation_url": "revocationUrl",
+    "client_id": "clientId",
+    "client_secret_env": "clientSecretEnv",
+    "token_endpoint_auth_method": "tokenEndpointAuthMethod",
+    "scopes": "scopes",
+    "resource_template": "resourceTemplate",
+    "allowed_redirects": "allowedRedirects",
+    "authorization_params": "authorizationParams",
+}
+
+
+def _vault(r: _Reader, data: Any, seconds_between: Any) -> VaultSettings:
+    """`vault:`: settings and the connections defined in the file (snake_case keys; the client
+    secret only by environment variable, so no secret sits in the config file)."""
+    from gateway.errors import InvalidRequest
+    from gateway.vault_models import connection_from
+
+    raw = r.mapping(data, "vault", {"provider_timeout", "connections"})
+    timeout = 5.0  # VaultSettings.provider_timeout
+    if raw.get("provider_timeout") is not None:
+        try:
+            timeout = seconds_between(0.1, 30)(raw["provider_timeout"])
+        except ValueError as exc:
+            r.fail("vault.provider_timeout", str(exc))
+    items = raw.get("connections") or []
+    if not isinstance(items, list):
+        r.fail("vault.connections", "expected a list of connections")
+        items = []
+    connections = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"vault.connections[{i}]"
+        entry = r.mapping(item, where, set(_CONNECTION_KEYS))
+        body = {_CONNECTION_KEYS[k]: v for k, v in entry.items() if k in _CONNECTION_KEYS}
+        try:
+            connection, _ = connection_from(body, None, source="config")
+        except InvalidRequest as exc:
+            field_name, _, why = exc.description.partition(": ")
+            snake = next(
+                (k for k, v in _CONNECTION_KEYS.items() if v == field_name.split("[")[0]), field_name
+            )
+            r.fail(f"{where}.{snake}", why)
+            continue
+        if connection.connection_id in seen:
+            r.fail(f"{where}.connection_id", "defined twice")
+        seen.add(connection.connection_id)
+        connections.append(connection)
+    return VaultSettings(provider_timeout=timeout, connections=tuple(connections))

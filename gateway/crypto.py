@@ -195,18 +195,53 @@ class SealError(Exception):
 
 
 class Sealer:
-    """AES-256-GCM under a key derived from the master key. Sealed values read
-    `v1.<master key id>.<base64url(nonce | ciphertext)>`; the associated data binds a value to
-    what it is (for example `signing-key:<kid>`), so one sealed value cannot stand in for another."""
+    """AES-256-GCM under keys derived from the master key (HKDF-SHA256).
+
+    The associated data reads `<purpose>:<binding>` (`signing-key:<kid>`,
+    `vault-refresh-token:<connection>\0<user>`, ...). Each purpose gets a key of its own (HKDF
+    `info` = `gateway-seal-v2/<purpose>`), and the binding ties a value to the row it belongs to,
+    so a sealed value copied to another use or another user does not open.
+
+    Sealed values read `v2.<master key id>.<base64url(nonce | ciphertext)>`. `v1` values (one
+    key for every purpose, before per-purpose keys) still open; `gateway keys rotate-master`
+    re-seals them as v2. `previous` master keys open old values; only `current` seals.
+    """
 
     def __init__(self, current: MasterKey, previous: tuple[MasterKey, ...] = ()) -> None:
         self.current = current
-        self._keys = {k.kid: AESGCM(k.derive("gateway-seal-v1")) for k in (current, *previous)}
+        self._masters = {k.kid: k for k in (*previous, current)}
+        self._aeads: dict[tuple[str, str], AESGCM] = {}
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._masters)
+
+    def _aead(self, version: str, kid: str, aad: str) -> AESGCM | None:
+        info = "gateway-seal-v1" if version == "v1" else f"gateway-seal-v2/{aad.split(':', 1)[0]}"
+        found = self._aeads.get((kid, info))
+        if found is None:
+            master = self._masters.get(kid)
+            if master is None:
+                return None
+            found = self._aeads[(kid, info)] = AESGCM(master.derive(info))
+        return found
 
     def seal(self, plaintext: bytes, aad: str) -> str:
         nonce = os.urandom(12)
-        ct = self._keys[self.current.kid].encrypt(nonce, plaintext, aad.encode())
-        return f"v1.{self.current.kid}.{base64.urlsafe_b64encode(nonce + ct).decode().rstrip('=')}"
+        aead = self._aead("v2", self.current.kid, aad)
+        assert aead is not None
+        ct = aead.encrypt(nonce, plaintext, aad.encode())
+        return f"v2.{self.current.kid}.{base64.urlsafe_b64encode(nonce + ct).decode().rstrip('=')}"
+
+    @staticmethod
+    def key_id_of(sealed: str) -> str:
+        """The id of the master key a value is sealed under ("" when malformed)."""
+        parts = sealed.split(".")
+        return parts[1] if len(parts) == 3 else ""
+
+    def is_current(self, sealed: str) -> bool:
+        """Sealed under the current master key in the current format (nothing to re-seal)."""
+        return sealed.startswith(f"v2.{self.current.kid}.")
 
     def open(self, sealed: str, aad: str) -> bytes:
         try:
@@ -214,10 +249,31 @@ class Sealer:
             raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
         except (ValueError, binascii.Error):
             raise SealError("malformed sealed value") from None
-        aead = self._keys.get(kid)
-        if version != "v1" or aead is None:
-            raise SealError("sealed under a master key that is not configured")
+        aead = self._aead(version, kid, aad) if version in ("v1", "v2") else None
+        if aead is None:
+            raise SealError(f"sealed under master key {kid[:16]!r}, which is not configured")
         try:
             return aead.decrypt(raw[:12], raw[12:], aad.encode())
         except Exception:
-            raise SealError("sealed value does not open (tampered or wrong key)") from None
+            raise SealError("sealed value does not open (tampered, or bound to another row)") from None
+
+    def reseal(self, sealed: str, aad: str) -> str:
+        """The same plaintext sealed under the current master key."""
+        return self.seal(self.open(sealed, aad), aad)
+
+
+def load_sealer(
+    master_key_file: Path | None,
+    previous_files: tuple[Path, ...] = (),
+    environ: dict[str, str] | os._Environ[str] = os.environ,
+) -> Sealer:
+    """The current master key (GATEWAY_MASTER_KEY or `master_key_file`) and the previous ones
+    kept readable while `gateway keys rotate-master` moves everything to the current one."""
+    current = load_master_key(master_key_file, environ)
+    previous = []
+    for path in previous_files:
+        try:
+            previous.append(decode_master_key(path.read_text(encoding="ascii"), str(path)))
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"previous_master_keys: cannot read {path}") from None
+    return Sealer(current, tuple(k for k in previous if k.kid != current.kid))

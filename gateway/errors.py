@@ -7,6 +7,7 @@
     ├── AccessDenied             403 access_denied
     ├── NotFound                 404 not_found         no route matches
     ├── ConflictError            409 conflict          the object exists, or a limit (5 keys) is reached
+    ├── ReauthorizationRequired  409 reauthorization_required  the provider refused a user's refresh token
     ├── MethodNotAllowed         405 method_not_allowed (the gateway's own endpoints)
     ├── RequestTooLarge          413 request_too_large body over the limit
     ├── HeadersTooLarge          431 request_too_large headers over the limit
@@ -18,6 +19,7 @@
     │   ├── InvalidTarget        400 invalid_target    (RFC 8707)
     │   └── TooManyRequests      429 too_many_requests (Retry-After)
     ├── BadGateway               502 bad_gateway       upstream unreachable or broke the response
+    ├── ProviderUnavailable      502 provider_unavailable  a vault connection's provider failed
     ├── GatewayTimeout           504 gateway_timeout   upstream timed out
     ├── ServiceUnavailable       503 temporarily_unavailable  the store cannot be reached (fails closed)
     └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
@@ -104,6 +106,12 @@ class ConflictError(GatewayError):
     default_description = "conflict"
 
 
+class ReauthorizationRequired(GatewayError):
+    status = 409
+    error = "reauthorization_required"
+    default_description = "the provider no longer accepts this user's refresh token: run the login flow again"
+
+
 class MethodNotAllowed(GatewayError):
     status = 405
     error = "method_not_allowed"
@@ -179,6 +187,12 @@ class BadGateway(GatewayError):
     status = 502
     error = "bad_gateway"
     default_description = "upstream unreachable"
+
+
+class ProviderUnavailable(GatewayError):
+    status = 502
+    error = "provider_unavailable"
+    default_description = "the connection's provider could not be reached; nothing stored changed"
 
 
 class GatewayTimeout(GatewayError):

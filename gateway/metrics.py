@@ -92,6 +92,12 @@ JWKS_FETCHES = Counter(
     "too_large, timeout, redirect_refused, error).",
     ["issuer", "outcome"],
 )
+VAULT_REFRESH = Counter(
+    "gateway_vault_refresh_total",
+    "Refreshes of users' access tokens at vault connections' providers, by connection id (from the "
+    "connections an operator defined) and outcome (refreshed, invalid_grant, rejected, unavailable).",
+    ["connection", "outcome"],
+)
 POLICY_RELOADS = Counter(
     "gateway_policy_reloads_total",
     "Policy reload attempts, by outcome (ok, invalid).",
@@ -158,6 +164,7 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
 
 # Usage batches written to the store (issue 14): one per worker per flush interval at most, never
 # one per request. Client ids are never labels; usage per client lives in the store.

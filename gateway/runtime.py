@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from gateway.config import Config
-from gateway.crypto import Sealer, load_master_key
+from gateway.crypto import load_sealer
 from gateway.errors import ConfigError, GatewayError
 from gateway.identity.directory import Directory
 from gateway.identity.external import ExternalTokenVerifier
@@ -35,6 +35,8 @@ from gateway.policy.loader import Policy
 from gateway.policy.reloader import PolicyHolder
 from gateway.store import Store, StoreError, open_store
 from gateway.usage import UsageRecorder
+from gateway.vault.login import Login
+from gateway.vault.service import Vault
 
 log = logging.getLogger("gateway")
 
@@ -58,6 +60,8 @@ class IdentityServices:
     oidc: OidcAuthenticator
     verifier: ExternalTokenVerifier
     configured_identities: tuple[TrustedIdentity, ...]
+    vault: Vault
+    login: Login
 
 
 def check_store(config: Config) -> Store:
@@ -112,7 +116,7 @@ def configured_identities(config: Config) -> tuple[TrustedIdentity, ...]:
 def open_identity(config: Config) -> IdentityServices:
     store = check_store(config)
     try:
-        sealer = Sealer(load_master_key(config.master_key_file))
+        sealer = load_sealer(config.master_key_file, config.previous_master_keys)
         try:
             holder = RingHolder(KeyRing(store.signing_keys(), sealer))
         except Exception as exc:
@@ -144,6 +148,10 @@ def open_identity(config: Config) -> IdentityServices:
     )
     rotation = Rotation(store, sealer, holder, config)
     directory.on_signing_change.append(rotation.reload)
+    vault = Vault(store, sealer, config.vault.connections, config.vault.provider_timeout)
+    for kind in ("vault", "connection"):
+        directory.on_change.setdefault(kind, []).append(vault.on_change)
+    directory.on_clear.append(vault.on_change)
     return IdentityServices(
         store=store,
         directory=directory,
@@ -164,6 +172,8 @@ def open_identity(config: Config) -> IdentityServices:
         oidc=oidc,
         verifier=verifier,
         configured_identities=configured,
+        vault=vault,
+        login=Login(vault, config.public_url),
     )
 
 
@@ -198,6 +208,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
         self._tasks.append(asyncio.create_task(self.usage.run()))
         self.traffic = TrafficHistory()  # the console's "last hour" figures
+        self._tasks.append(asyncio.create_task(self.identity.vault.audit_loop()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -209,4 +220,5 @@ class Runtime:
         await self.upstreams.close()
         await self.usage.flush()  # the last batch; a failure is logged by flush()
         await self.identity.jwks.close()
+        await self.identity.vault.close()
         self.identity.store.close()

@@ -93,7 +93,9 @@ class UsageRecorder:
     def _restore(self, counts: dict[tuple[str, int, str], list[int]], last_used: dict[str, int]) -> None:
         for key, (allowed, refused) in counts.items():
             if len(self._counts) >= self.max_pending and key not in self._counts:
-                log.error("usage counts over %d keys could not be written; dropping the rest", self.max_pending)
+                log.error(
+                    "usage counts over %d keys could not be written; dropping the rest", self.max_pending
+                )
                 break
             mine = self._counts.setdefault(key, [0, 0])
             mine[0] += allowed

@@ -13,15 +13,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admin import clients, grants, identities, usage, wellknown
+from gateway.admin import clients, connections, grants, identities, usage, wellknown
 from gateway.admin.actions import Actions
 from gateway.admin.identity_actions import IdentityActions
 from gateway.admin.openapi import openapi_document
+from gateway.admin.vault_actions import VaultActions
 from gateway.config import Limits
 from gateway.decisions import PREFIX as DECISIONS_PREFIX
 from gateway.decisions import DecisionApp
 from gateway.errors import GatewayError, render
 from gateway.metrics import exposition
+from gateway.oauth import connections as oauth_connections
 from gateway.oauth import endpoints as oauth_endpoints
 from gateway.pipeline.forward.headers import sort_inbound
 from gateway.runtime import Runtime
@@ -75,6 +77,8 @@ def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
             (runtime.config.public_url, runtime.config.admin_public_url),
         ),
     )
+    vault_actions = VaultActions(runtime.identity.store, runtime.identity.vault, runtime.identity.login)
+    api += connections.routes(runtime, vault_actions)
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     api += extra  # the web console, under the same base path
     routes += [Mount(base_path, routes=api)] if base_path else api
@@ -108,4 +112,5 @@ def public_own_app(runtime: Runtime) -> Starlette:
     routes: list[BaseRoute] = []
     routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
     routes += oauth_endpoints.routes(runtime)
+    routes += oauth_connections.routes(runtime)
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

@@ -176,6 +176,80 @@ _OPERATIONS: list[tuple[str, str, str, str | None, str | None, int, str | None]]
         None,
     ),
     ("get", "/.well-known/jwks.json", "The gateway's public signing keys (public)", None, None, 200, None),
+    # The credentials vault (contract §8)
+    (
+        "post",
+        "/v1/connections",
+        "Create a connection",
+        "gateway:connections:write",
+        "ConnectionInput",
+        201,
+        "Connection",
+    ),
+    ("get", "/v1/connections", "List connections", "gateway:connections:read", None, 200, "ConnectionList"),
+    (
+        "get",
+        "/v1/connections/{connectionId}",
+        "Get a connection",
+        "gateway:connections:read",
+        None,
+        200,
+        "Connection",
+    ),
+    (
+        "put",
+        "/v1/connections/{connectionId}",
+        "Create or replace a connection",
+        "gateway:connections:write",
+        "ConnectionInput",
+        200,
+        "Connection",
+    ),
+    (
+        "delete",
+        "/v1/connections/{connectionId}",
+        "Delete a connection and every credential stored for it",
+        "gateway:connections:write",
+        None,
+        204,
+        None,
+    ),
+    (
+        "get",
+        "/v1/connections/{connectionId}/users/{userId}/credentials",
+        "A fresh access token for the user (409 reauthorization_required, 502 provider_unavailable)",
+        "credentials:read",
+        None,
+        200,
+        "UserConnectionCredentials",
+    ),
+    (
+        "put",
+        "/v1/connections/{connectionId}/users/{userId}/credentials",
+        "Store the user's refresh token",
+        "credentials:write",
+        "CredentialsInput",
+        204,
+        None,
+    ),
+    (
+        "delete",
+        "/v1/connections/{connectionId}/users/{userId}/credentials",
+        "Forget the user's credential (revoked at the provider when it can)",
+        "credentials:write",
+        None,
+        204,
+        None,
+    ),
+    (
+        "post",
+        "/v1/connections/{connectionId}/users/{userId}/authorize",
+        "Start the login flow: the provider's authorization URL (PKCE S256, state valid 10 minutes)",
+        "credentials:write",
+        "AuthorizeInput",
+        200,
+        "AuthorizationUrl",
+    ),
 ]
 
 _S = {"type": "string"}
@@ -262,6 +336,57 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "ConnectionInput": {
+        "type": "object",
+        "required": ["authorizationUrl", "tokenUrl", "clientId"],
+        "properties": {
+            "connectionId": _S,
+            "name": _S,
+            "authorizationUrl": _S,
+            "tokenUrl": _S,
+            "revocationUrl": _S,
+            "clientId": _S,
+            "clientSecret": {"type": "string", "writeOnly": True, "description": "sealed; never returned"},
+            "clientSecretEnv": {"type": "string", "description": "over the API: GATEWAY_CONNECTION_* only"},
+            "tokenEndpointAuthMethod": {"enum": ["client_secret_basic", "client_secret_post", "none"]},
+            "scopes": {"type": "array", "items": _S},
+            "resourceTemplate": _S,
+            "allowedRedirects": {"type": "array", "items": _S},
+            "authorizationParams": {"type": "object", "additionalProperties": _S},
+        },
+    },
+    "Connection": {
+        "type": "object",
+        "properties": {
+            "connectionId": _S,
+            "type": _S,
+            "name": _S,
+            "authorizationUrl": _S,
+            "tokenUrl": _S,
+            "revocationUrl": {"type": ["string", "null"]},
+            "clientId": _S,
+            "clientSecretEnv": {"type": ["string", "null"]},
+            "hasClientSecret": {"type": "boolean"},
+            "tokenEndpointAuthMethod": _S,
+            "scopes": {"type": "array", "items": _S},
+            "resourceTemplate": _S,
+            "allowedRedirects": {"type": "array", "items": _S},
+            "source": {"enum": ["api", "config"]},
+            "createdTime": _S,
+            "lastUpdated": _S,
+        },
+    },
+    "UserConnectionCredentials": {
+        "type": "object",
+        "properties": {"accessToken": _S, "tokenType": _S, "expiresIn": {"type": "integer"}},
+    },
+    "CredentialsInput": {
+        "type": "object",
+        "required": ["refreshToken"],
+        "properties": {"refreshToken": _S, "accessToken": _S, "expiresIn": {"type": "integer"}},
+    },
+    "AuthorizeInput": {"type": "object", "properties": {"redirectAfter": _S}},
+    "AuthorizationUrl": {"type": "object", "properties": {"authorizationUrl": _S}},
     "Pagination": {
         "type": "object",
         "properties": {"next": {"type": ["object", "null"], "properties": {"cursor": _S}}},
@@ -273,6 +398,7 @@ for plural, item in (
     ("roles", "Role"),
     ("records", "Record"),
     ("auditEntries", None),
+    ("connections", "Connection"),
 ):
     name = {
         "clients": "ClientList",
@@ -280,6 +406,7 @@ for plural, item in (
         "roles": "RoleList",
         "records": "RecordList",
         "auditEntries": "AuditList",
+        "connections": "ConnectionList",
     }[plural]
     items = {"$ref": f"#/components/schemas/{item}"} if item else {"type": "object"}
     _SCHEMAS[name] = {
@@ -375,7 +502,13 @@ def openapi_document(server: str) -> dict[str, Any]:
                 },
             },
         }
-        if permission:
+        if permission and permission.startswith("credentials:"):
+            op["description"] = (
+                f"Needs `{permission}` on the connection's resource for the user "
+                "(by default `/user-credentials/refresh-tokens/users/{userId}`)."
+            )
+            op["security"] = [{"bearer": []}]
+        elif permission:
             op["description"] = f"Needs `{permission}` on `/gateway/{permission.split(':')[1]}`."
             op["security"] = [{"bearer": []}]
         if request:

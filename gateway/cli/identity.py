@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from gateway.cli import vault
 from gateway.cli.common import (
     ACTOR,
     CommandError,
@@ -49,6 +50,7 @@ def register(commands: Any) -> None:
     _secrets(commands)
     _roles(commands)
     _records(commands)
+    vault.register(commands, _group, _command)
 
 
 def _group(commands: Any, name: str, help: str) -> Any:
@@ -253,6 +255,7 @@ def _keys(commands: Any) -> None:
         action="store_true",
         help="rotate even if the next key was published less than jwks_max_age ago",
     )
+    vault.register_keys(sub, _command)
 
 
 def _secrets(commands: Any) -> None:

@@ -61,7 +61,9 @@ class Directory:
         self._clients: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
         self._grants: ExpiringCache[str, GrantSet] = ExpiringCache(maxsize, ttl)
         self._credentials: ExpiringCache[str, object] = ExpiringCache(maxsize, ttl)
-        self._client_keys: ExpiringCache[str, tuple[tuple[int, int], ClientKeys]] = ExpiringCache(maxsize, ttl)
+        self._client_keys: ExpiringCache[str, tuple[tuple[int, int], ClientKeys]] = ExpiringCache(
+            maxsize, ttl
+        )
         self._revoked_tokens: dict[str, int] = {}
         # Called (awaited) after a poll that saw the signing keys change.
         self.on_signing_change: list[Callable[[], Awaitable[None]]] = []
@@ -71,6 +73,10 @@ class Directory:
         self._trusted = TrustedIndex(configured_identities)
         self._trusted_stale = True
         self.on_trusted_change: list[Callable[[TrustedIndex], None]] = []
+        # Other services' caches that follow the feed: kind → callbacks given each change;
+        # `on_clear` callbacks are given None when everything must be forgotten.
+        self.on_change: dict[str, list[Callable[[Change | None], None]]] = {}
+        self.on_clear: list[Callable[[Change | None], None]] = []
         self._client_generation: defaultdict[str, int] = defaultdict(int)
         self._cleared = 0
         self.grants_generation = 0
@@ -249,6 +255,9 @@ class Directory:
             # Cached verifications of gateway tokens must meet the new key ring: moving the
             # generation every cached result is checked against makes them verify again.
             self.grants_generation += 1
+        elif change.kind in self.on_change:
+            for callback in self.on_change[change.kind]:
+                callback(change)
         elif change.kind not in ("token", "identity"):  # identity: reloaded by poll()
             self.clear()
 
@@ -256,12 +265,21 @@ class Directory:
         """Forget everything (fail closed when the change feed cannot be followed)."""
         self.epoch += 1
         self._key_generation += 1
-        caches = (self._keys, self._unknown_keys, self._clients, self._grants, self._credentials, self._client_keys)
+        caches = (
+            self._keys,
+            self._unknown_keys,
+            self._clients,
+            self._grants,
+            self._credentials,
+            self._client_keys,
+        )
         for cache in caches:
             cache.clear()
         self._cleared += 1
         self.grants_generation += 1
         self._trusted_stale = True
+        for callback in self.on_clear:
+            callback(None)
 
     async def start(self) -> None:
         self.last_seq = await asyncio.to_thread(self.store.latest_change)

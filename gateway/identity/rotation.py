@@ -80,5 +80,10 @@ class Rotation:
     async def run(self, interval: float = 30.0) -> None:
         """Rotate on schedule forever; no exception ends it (issue 9, defect 1)."""
         await every(
-            interval, self.step, what="signing key rotation", log=log, expected=(StoreError,), first_delay=False
+            interval,
+            self.step,
+            what="signing key rotation",
+            log=log,
+            expected=(StoreError,),
+            first_delay=False,
         )

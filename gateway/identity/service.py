@@ -155,9 +155,7 @@ def render_client(client: Client, keys: list[AccessKey] | None = None) -> dict[s
 # --- access keys -----------------------------------------------------------------------------
 
 
-def new_access_key(
-    client_id: str, account_id: str, expires_at: str | None = None
-) -> tuple[AccessKey, str]:
+def new_access_key(client_id: str, account_id: str, expires_at: str | None = None) -> tuple[AccessKey, str]:
     """A fresh key pair: the model to store (public key only) and the access key, shown once."""
     made = generate_access_key(client_id, account_id)
     key = AccessKey(made.key_id, client_id, made.public_key, now_iso(), expires_at=expires_at)

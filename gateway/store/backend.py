@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from gateway.config import StoreURL
 
 _WRITE_LOCK_ID = 7_262_001  # the advisory lock every PostgreSQL write transaction takes
+_KEYED_LOCK_CLASS = 7_262_005  # advisory locks per key (two-int form: a namespace of its own)
 
 
 class StoreError(Exception):
@@ -38,6 +39,8 @@ class Backend(Protocol):
 
     def read(self) -> contextlib.AbstractContextManager[Cursor]: ...
     def write(self) -> contextlib.AbstractContextManager[Cursor]: ...
+    def exclusive(self, key: str) -> contextlib.AbstractContextManager[Cursor]: ...
+    def join_writers(self, cur: Cursor) -> None: ...
     def close(self) -> None: ...
 
 
@@ -118,6 +121,15 @@ class SQLiteBackend:
             finally:
                 cur.close()
 
+    def exclusive(self, key: str) -> contextlib.AbstractContextManager[Cursor]:
+        """A transaction only one holder of `key` runs at a time, across processes, which may
+        wait on the network inside (the vault's refresh). SQLite has one write lock: this is an
+        immediate transaction, so it already excludes every other writer."""
+        return self.write()
+
+    def join_writers(self, cur: Cursor) -> None:
+        """Within `exclusive`, before writing: here the transaction holds the write lock already."""
+
     def close(self) -> None:
         with self._lock:
             self._idle.wait_for(lambda: self._busy == 0, timeout=15)
@@ -177,6 +189,22 @@ class PostgresBackend:
                 yield _PgCursor(cur)
         except self._errors as exc:
             raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
+
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[Cursor]:
+        """A transaction holding an advisory lock on `key` only (other keys and ordinary writes
+        go on), released by commit, rollback or a dropped connection (a crashed worker). The
+        global write lock is taken later, by `join_writers`, just before writing: a keyed holder
+        never waits for it while holding something an ordinary writer needs first."""
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEYED_LOCK_CLASS, key))
+                yield _PgCursor(cur)
+        except self._errors as exc:
+            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
+
+    def join_writers(self, cur: Cursor) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK_ID,))
 
     def close(self) -> None:
         self._pool.close()

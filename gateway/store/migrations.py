@@ -143,6 +143,41 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (
+        5,
+        [
+            # The credentials vault (contract §8). Connections made over the admin API (those
+            # from the config file live in memory); the client secret sealed, never plain.
+            """CREATE TABLE vault_connections (
+                connection_id TEXT PRIMARY KEY,
+                settings TEXT NOT NULL,
+                sealed_secret TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL)""",
+            # One user's credential at one connection; tokens sealed, bound to (connection, user).
+            """CREATE TABLE vault_entries (
+                connection_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                sealed_refresh TEXT NOT NULL,
+                sealed_access TEXT,
+                token_type TEXT NOT NULL,
+                access_expires_at INTEGER,
+                state TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (connection_id, user_id))""",
+            # Login flows under way: only a hash of the state; the PKCE verifier sealed.
+            """CREATE TABLE vault_login_states (
+                state_hash TEXT PRIMARY KEY,
+                connection_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                sealed_verifier TEXT NOT NULL,
+                redirect_after TEXT,
+                expires_at INTEGER NOT NULL,
+                actor TEXT NOT NULL)""",
+        ],
+    ),
+    (
         6,
         [
             # Web console sessions (issue 13): a SHA-256 of the session id, never the id itself.

@@ -17,6 +17,7 @@ from gateway.store.identities import IdentityRecords
 from gateway.store.signing import SigningKeysMixin
 from gateway.store.tokens import TokensMixin
 from gateway.store.usage import UsageMixin
+from gateway.store.vault import VaultRecords
 
 
 class Store(
@@ -29,6 +30,7 @@ class Store(
     UsageMixin,
     IdentityRecords,
     ConsoleStore,
+    VaultRecords,
 ):
     """The one interface to the store: one mixin per record kind (gateway/store/<kind>.py), all
     over `StoreBase` (the backend, the change feed and audit rows every write adds)."""

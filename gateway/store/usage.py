@@ -29,9 +29,7 @@ class UsageRow:
 class UsageMixin:
     backend: Backend
 
-    def write_usage(
-        self, counts: Mapping[UsageKey, tuple[int, int]], last_used: Mapping[str, str]
-    ) -> None:
+    def write_usage(self, counts: Mapping[UsageKey, tuple[int, int]], last_used: Mapping[str, str]) -> None:
         """Add `counts` ((allowed, refused) per key) and record `last_used` (credential id →
         minute, ISO) in one transaction. `last_used` only ever moves forward, so batches from
         several workers and replicas may land in any order."""

@@ -64,7 +64,8 @@ def test_client_discovery_and_jwks(gw: Gateway, admin_of: Any, listener: str) ->
         # And once deleted, the client is unknown.
         assert admin.delete(f"/v1/clients/{client_id}").status_code == 204
         gone = within_a_second(
-            lambda: http.get(f"{issuer}/.well-known/openid-configuration/jwks"), lambda r: r.status_code == 404
+            lambda: http.get(f"{issuer}/.well-known/openid-configuration/jwks"),
+            lambda r: r.status_code == 404,
         )
         assert gone.status_code == 404
 

@@ -80,6 +80,7 @@ class Gateway:
         self.log_path = directory / "gateway.log"
         self.config_path = directory / "config.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}  # extra environment for its commands and processes
         self.admin_key: str | None = None
         self.admin_id: str | None = None
         self._pick_ports()
@@ -125,8 +126,11 @@ class Gateway:
 
     # --- commands ---
 
-    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """`gateway ARGS --config CONFIG` (the config is added when not given)."""
+    def run(
+        self, *args: str, timeout: float = 60.0, input_text: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`gateway ARGS --config CONFIG` (the config is added when not given); `input_text` is
+        its stdin."""
         command = gateway_command(*args)
         if "--config" not in args:
             command += ["--config", str(self.config_path)]
@@ -135,9 +139,9 @@ class Gateway:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=clean_env(),
+            env=clean_env(self.env),
             cwd=self.directory,
-            stdin=subprocess.DEVNULL,
+            **({"input": input_text} if input_text is not None else {"stdin": subprocess.DEVNULL}),
         )
 
     def run_json(self, *args: str) -> dict[str, Any]:
@@ -166,7 +170,7 @@ class Gateway:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=clean_env(),
+                env=clean_env(self.env),
                 cwd=self.directory,
                 start_new_session=True,
             )

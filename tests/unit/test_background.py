@@ -25,7 +25,13 @@ def test_a_loop_survives_every_kind_of_exception(caplog: pytest.LogCaptureFixtur
 
     async def main() -> None:
         task = asyncio.create_task(
-            every(0.001, step, what="test loop", log=logging.getLogger("t"), on_error=lambda: failed_closed.append(1))
+            every(
+                0.001,
+                step,
+                what="test loop",
+                log=logging.getLogger("t"),
+                on_error=lambda: failed_closed.append(1),
+            )
         )
         while len(calls) < 10:
             await asyncio.sleep(0.001)
@@ -37,7 +43,10 @@ def test_a_loop_survives_every_kind_of_exception(caplog: pytest.LogCaptureFixtur
         asyncio.run(main())
     assert len(failed_closed) == 6
     tracebacks = [r for r in caplog.records if r.exc_info]
-    assert sorted(r.exc_info[0].__name__ for r in tracebacks if r.exc_info and r.exc_info[0]) == ["Flaky", "KeyError"]
+    assert sorted(r.exc_info[0].__name__ for r in tracebacks if r.exc_info and r.exc_info[0]) == [
+        "Flaky",
+        "KeyError",
+    ]
 
 
 def test_an_expected_error_is_one_line_and_a_failing_fail_closed_does_not_end_the_loop(
@@ -54,7 +63,9 @@ def test_an_expected_error_is_one_line_and_a_failing_fail_closed_does_not_end_th
 
     async def main() -> None:
         task = asyncio.create_task(
-            every(0.001, step, what="feed", log=logging.getLogger("t"), on_error=fail_closed, expected=(Flaky,))
+            every(
+                0.001, step, what="feed", log=logging.getLogger("t"), on_error=fail_closed, expected=(Flaky,)
+            )
         )
         while len(calls) < 5:
             await asyncio.sleep(0.001)
