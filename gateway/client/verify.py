@@ -1,10 +1,17 @@
 """Verifying what the gateway signs, in upstream services (contract §11).
 
     verifier = TokenVerifier("https://gw.example.com")             # the gateway's public_url
-    claims = verifier.verify(token, typ="at+jwt")                   # a gateway access token
+    claims = verifier.verify(token)                                 # a gateway access token for
+                                                                    # the gateway's own audience
+    claims = verifier.verify(token, audience="billing")             # ... or for `billing`
     claims = await verifier.averify(header, typ=IDENTITY, audience="documents")
 
     app = GatewayIdentityMiddleware(app, issuer="https://gw.example.com", audience="documents")
+
+Nothing is trusted by default that was meant for someone else (issue 9, defect 5): an access
+token's `aud` must be the one asked for, the gateway's `public_url` when none is; an identity
+token needs the audience named (the upstream's name in the policy; ValueError without it); the
+middleware also checks the token's signed `method` and `path` against the request it received.
 
 Keys come from `<issuer>/.well-known/jwks.json`, cached for `cache_ttl` seconds and fetched again
 on an unknown `kid` at most once per `refresh_interval`, so a flood of forged kids cannot turn
@@ -104,7 +111,7 @@ class TokenVerifier:
             raise VerificationError("the token has no kid")
         return kid
 
-    def _check(self, token: str, kid: str, typ: str, audience: str | None) -> dict[str, Any]:
+    def _check(self, token: str, kid: str, typ: str, audience: str) -> dict[str, Any]:
         found = self._keys.get(kid)
         if found is None:
             raise VerificationError("signed by a key the gateway does not publish")
@@ -119,14 +126,24 @@ class TokenVerifier:
                 algorithms=[alg],
                 issuer=self.issuer,
                 audience=audience,
-                options={"require": ["exp", "iat", "sub"], "verify_aud": audience is not None},
+                options={"require": ["exp", "iat", "sub", "aud"]},
                 leeway=self.leeway,
             )
         except jwt.PyJWTError as exc:
             raise VerificationError(f"invalid token: {type(exc).__name__}") from None
         return claims
 
+    def _audience(self, typ: str, audience: str | None) -> str:
+        if audience:
+            return audience
+        if typ == IDENTITY:
+            raise ValueError(
+                "audience is required to verify X-Gateway-Identity: the upstream's name in the gateway's policy"
+            )
+        return self.issuer  # gateway tokens are minted for public_url unless asked otherwise
+
     def verify(self, token: str, typ: str = ACCESS_TOKEN, audience: str | None = None) -> dict[str, Any]:
+        audience = self._audience(typ, audience)
         kid = self._kid(token)
         if self._due(kid):
             try:
@@ -141,6 +158,7 @@ class TokenVerifier:
     async def averify(
         self, token: str, typ: str = ACCESS_TOKEN, audience: str | None = None
     ) -> dict[str, Any]:
+        audience = self._audience(typ, audience)
         kid = self._kid(token)
         if self._due(kid):
             try:
@@ -160,7 +178,9 @@ def verify_token(
     token: str, issuer: str, typ: str = ACCESS_TOKEN, audience: str | None = None
 ) -> dict[str, Any]:
     """Verify a gateway token (or, with typ=IDENTITY, an X-Gateway-Identity JWT) and return its
-    claims. Raises VerificationError. Keys are cached per issuer for the life of the process."""
+    claims. Raises VerificationError. `audience`: the token's expected `aud` (default: the
+    issuer, for access tokens; required for identity tokens). Keys are cached per issuer for the
+    life of the process."""
     verifier = _verifiers.get(issuer)
     if verifier is None:
         verifier = _verifiers[issuer] = TokenVerifier(issuer)
@@ -172,7 +192,12 @@ class GatewayIdentityMiddleware:
         valid X-Gateway-Identity for `audience` (the upstream's name in the gateway's policy) and puts
         its claims in `scope["gateway_identity"]` (Starlette: `request.scope["gateway_identity"]`; the
     ASGI `state` dict is the lifespan's, which frameworks copy per request).
-        Anything else is answered 401 before the app sees it. `exempt` paths (health checks) pass."""
+        Anything else is answered 401 before the app sees it. `exempt` paths (health checks) pass.
+
+    The token's signed `method` and `path` must be this request's, so a token seen once (a log,
+    a proxy) cannot be replayed on another endpoint within its minute. The gateway signs the path
+    it authorized; when the upstream's config in the policy has `strip_prefix` or a URL path,
+    give them here too (`strip_prefix`, `base_path`) so the path received can be compared."""
 
     def __init__(
         self,
@@ -181,11 +206,35 @@ class GatewayIdentityMiddleware:
         audience: str,
         exempt: tuple[str, ...] = (),
         verifier: TokenVerifier | None = None,
+        strip_prefix: str = "",
+        base_path: str = "",
     ) -> None:
+        if not audience:
+            raise ValueError("audience is required: the upstream's name in the gateway's policy")
         self.app = app
         self.audience = audience
         self.exempt = exempt
         self.verifier = verifier or TokenVerifier(issuer)
+        self.strip_prefix = strip_prefix.rstrip("/")
+        self.base_path = base_path.rstrip("/")
+
+    def _expected_path(self, signed: str) -> str:
+        """Where the gateway sends a request it authorized for `signed` (its upstream rules)."""
+        prefix = self.strip_prefix
+        if prefix and (signed == prefix or signed.startswith(prefix + "/")):
+            signed = signed[len(prefix) :] or "/"
+        return self.base_path + signed
+
+    def _check_request(self, scope: Scope, claims: dict[str, Any]) -> None:
+        raw = scope.get("raw_path")
+        received = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope.get("path", "")
+        signed_path, signed_method = claims.get("path"), claims.get("method")
+        if (
+            not isinstance(signed_path, str)
+            or signed_method != scope.get("method")
+            or self._expected_path(signed_path) != received
+        ):
+            raise VerificationError("the identity token was signed for another request")
 
     async def __call__(
         self,
@@ -203,6 +252,7 @@ class GatewayIdentityMiddleware:
             claims = await self.verifier.averify(
                 values[0].decode("latin-1"), typ=IDENTITY, audience=self.audience
             )
+            self._check_request(scope, claims)
         except VerificationError as exc:
             body = json.dumps({"error": "invalid_token", "error_description": str(exc)}).encode()
             await send(

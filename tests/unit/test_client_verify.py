@@ -87,12 +87,13 @@ def test_middleware_guards_the_app(ring: KeyRing) -> None:
 
     async def main() -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://up") as client:
-            ok = await client.get("/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY)})
+            signed_for_me = sign(ring, typ=IDENTITY, method="GET", path="/me")
+            ok = await client.get("/me", headers={"x-gateway-identity": signed_for_me})
             assert ok.status_code == 200 and ok.json() == {"sub": "sc_x"}
             assert (await client.get("/me")).status_code == 401
             assert (await client.get("/health")).json() == {"ok": True}
             bad = await client.get(
-                "/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY, aud="billing")}
+                "/me", headers={"x-gateway-identity": sign(ring, typ=IDENTITY, aud="billing", method="GET", path="/me")}
             )
             assert bad.status_code == 401 and json.loads(bad.content)["error"] == "invalid_token"
 
