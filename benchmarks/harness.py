@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import forward_auth as _forward_auth  # noqa: F401  (registers its scenarios)
 from benchmarks import scenarios as _scenarios  # noqa: F401  (registers the scenarios)
 from benchmarks.registry import REGISTRY, SUITES, Context, Scenario, Target
 from benchmarks.services import (
@@ -137,9 +138,10 @@ def run_wrk(target: Target, settings: Settings, duration: int) -> Run:
             fresh = target.fresh_pool[:want]
         env["BENCH_TOKENS"] = temp_file("bench-tokens-", "".join(f"{t}\n" for t in fresh))
     try:
-        before = group_cpu_ticks(target.sut.pgid)
+        groups = [target.sut.pgid, *(s.pgid for s in target.also)]
+        before = sum(group_cpu_ticks(g) for g in groups)
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 60)
-        after = group_cpu_ticks(target.sut.pgid)
+        after = sum(group_cpu_ticks(g) for g in groups)
     finally:
         for path in temporary:
             path.unlink()

@@ -33,6 +33,7 @@ from benchmarks.services import (
 class Target:
     url: str
     sut: Service  # the system under test: the CPU time of its process group is counted
+    also: list[Service] = field(default_factory=list)  # more of the system (a front proxy's gateway)
     headers: dict[str, str] = field(default_factory=dict)
     tokens_file: Path | None = None  # one Authorization value per line, one per request in turn
     # Credentials never to be sent twice (cold caches): every run takes the next unused slice of
@@ -65,7 +66,7 @@ class Scenario:
 REGISTRY: dict[str, Scenario] = {}
 
 # Suites run in this order; within a suite, scenarios run in registration order.
-SUITES = ["proxy", "slow", "rate", "auth", "routes", "workers", "keys", "keys_pg"]
+SUITES = ["proxy", "slow", "rate", "auth", "forward_auth", "routes", "workers", "keys", "keys_pg"]
 
 
 def scenario(id: str, baseline: str | None, suite: str, description: str,

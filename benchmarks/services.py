@@ -398,6 +398,7 @@ class GatewaySpec:
     clients: int = 0
     hot_clients: int = 10
     hot_keys: int = 0
+    decisions: bool = False  # forward-auth: a decision listener, and 127.0.0.1 as trusted proxy
 
     @property
     def key(self) -> str:
@@ -405,7 +406,9 @@ class GatewaySpec:
         store = "" if self.store == "sqlite" else "-pg"
         cache = "" if self.credential_cache is None else f"-cc{self.credential_cache}"
         seeded = f"-n{self.clients}" if self.clients else ""
-        return f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}{store}{cache}{seeded}"
+        decisions = "-fa" if self.decisions else ""
+        return (f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}{store}{cache}"
+                f"{seeded}{decisions}")
 
 
 # The PostgreSQL server of the PostgreSQL scenarios (a superuser lets the bulk seed skip the
@@ -560,6 +563,9 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
         lines.append(f"tokens: {{algorithm: {spec.signing_alg}}}")
     if spec.credential_cache is not None:
         lines.append(f"caches: {{credentials: {spec.credential_cache}}}")
+    decisions = free_port() if spec.decisions else 0
+    if decisions:  # issue 10: the front proxy on 127.0.0.1 asks this listener
+        lines += ["trusted_proxies: [127.0.0.1/32]", f"decisions: {{listen: 127.0.0.1:{decisions}}}"]
     config.write_text("\n".join(lines) + "\n")
     gateway, src_env = gateway_command()
     env = {"PYTHONUNBUFFERED": "1", **src_env}
@@ -583,6 +589,8 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
     wait_http(service, f"http://127.0.0.1:{admin}/readyz", ready_timeout, ok=lambda s: s == 200)
     service.urls["proxy"] = f"http://127.0.0.1:{port}"
     service.urls["admin"] = f"http://127.0.0.1:{admin}"
+    if decisions:
+        service.urls["decisions"] = f"http://127.0.0.1:{decisions}"
     return service
 
 
