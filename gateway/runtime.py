@@ -207,8 +207,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.identity.directory.follow()))
         self._tasks.append(asyncio.create_task(self.identity.rotation.run()))
         self._tasks.append(asyncio.create_task(self.usage.run()))
-        self.traffic = TrafficHistory()  # the console's "last hour" figures
         self._tasks.append(asyncio.create_task(self.identity.vault.audit_loop()))
+        self._tasks.append(asyncio.create_task(self.traffic.run()))
         self.ready = True
 
     async def stop(self) -> None:

@@ -160,6 +160,9 @@ def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) ->
     # A narrow screen: the same pages, the navigation as a row above them.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(console(gateway))
+    # This test's proxy calls (a 403, at least one 200, a 401), counted by either worker.
+    assert int(page.locator("#stat-requests").inner_text()) >= 3
+    assert int(page.locator("#stat-refused").inner_text()) >= 2
     screenshot(page, "overview-narrow")
     page.goto(console(gateway, f"clients/{client_id}"))
     screenshot(page, "client-narrow")
