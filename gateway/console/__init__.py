@@ -67,7 +67,7 @@ class ConsoleApp:
 
 def console_routes(runtime: Runtime) -> list[BaseRoute]:
     """The console's routes, to mount beside the admin API (under admin.public_url's path)."""
-    from gateway.console.pages import access, clients, identities, system
+    from gateway.console.pages import access, clients, connections, identities, system
 
     base = urlsplit(runtime.config.admin_public_url).path.rstrip("/") + "/console"
     identity = runtime.identity
@@ -124,6 +124,7 @@ def console_routes(runtime: Runtime) -> list[BaseRoute]:
         *access.routes(console),  # before clients': /clients/{id}/permissions is not a credential kind
         *clients.routes(console),
         *identities.routes(console),
+        *connections.routes(console),
         Mount("/static", app=StaticFiles(directory=web.HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers=web.EXCEPTION_HANDLERS)

@@ -70,9 +70,8 @@ NAV = (
     NavItem("policies", "Policies", "policies"),
     NavItem("signing-keys", "Signing keys", "signing-keys"),
 )
-# Pages that exist in this build; connections (issue 12) adds its own here when it lands, and the
-# navigation shows it.
-FEATURES: set[str] = {"identities"}
+# Pages that exist in this build (a feature's entry stays hidden until its page is written).
+FEATURES: set[str] = {"identities", "connections"}
 
 
 def nav_for(session: Any) -> list[NavItem]:

@@ -361,3 +361,32 @@ def test_trusted_identities_page(gateway: Gateway, context: Any) -> None:
     page.locator("#identities tr", has_text=client_id).locator("button", has_text="Delete").click()
     page.wait_for_url(console(gateway, "identities"))
     assert api.get(f"/v1/identities/{identity_id}").status_code == 404
+
+
+def test_connections_page_never_shows_a_secret(gateway: Gateway, context: Any) -> None:
+    assert gateway.admin_key is not None
+    api = gateway.admin()
+    connection_id = f"provider-{uuid.uuid4().hex[:6]}"
+    secret = f"provider-secret-{uuid.uuid4().hex}"
+    page = context.new_page()
+    sign_in(page, gateway, gateway.admin_key)
+    page.goto(console(gateway, "connections"))
+    form = page.locator("#create-connection")
+    form.locator("input[name=connection_id]").fill(connection_id)
+    form.locator("input[name=name]").fill("Provider <i>x</i>")
+    form.locator("input[name=authorization_url]").fill("https://provider.example.test/authorize")
+    form.locator("input[name=token_url]").fill("https://provider.example.test/token")
+    form.locator("input[name=client_id]").fill("gateway-app")
+    form.locator("input[name=client_secret]").fill(secret)
+    form.locator("input[name=scopes]").fill("repo read:user")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(console(gateway, "connections"))
+    row = page.locator("#connections tr", has_text=connection_id)
+    assert "secret sealed" in row.inner_text() and "Provider <i>x</i>" in row.inner_text()
+    assert secret not in page.content()
+    stored = api.get(f"/v1/connections/{connection_id}")
+    assert stored.status_code == 200 and secret not in stored.text
+    screenshot(page, "connections")
+    row.locator("button", has_text="Delete").click()
+    page.wait_for_url(console(gateway, "connections"))
+    assert api.get(f"/v1/connections/{connection_id}").status_code == 404
