@@ -61,6 +61,16 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a caller may take over its request (the upstream's own timeouts are in the policy)."""
+
+    header: float = 10.0  # from the first byte of a request to the end of its head (slowloris)
+    keepalive: float = 5.0  # an idle keep-alive connection between requests
+    body_idle: float = 10.0  # the longest pause inside a request body
+    body_min_rate: float = 1024.0  # bytes/s a body must average once body_idle has passed; 0: off
+
+
+@dataclass(frozen=True, slots=True)
 class Tokens:
     algorithm: str = "EdDSA"  # EdDSA, ES256 or RS256
     lifetime: float = 3600.0  # default access token lifetime; a client's tokenLifetime overrides
@@ -148,6 +158,7 @@ class Config:
     workers: int = 1
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
     tokens: Tokens = field(default_factory=Tokens)
     caches: Caches = field(default_factory=Caches)
     throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
@@ -261,6 +272,7 @@ _TOP = {
     "workers",
     "trusted_proxies",
     "limits",
+    "timeouts",
     "reload",
     "shutdown_timeout",
     "log_level",
@@ -306,6 +318,9 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     admin = r.mapping(top.get("admin"), "admin", {"listen", "public_url"})
     limits_raw = r.mapping(top.get("limits"), "limits", {"max_header_bytes", "max_headers", "max_body_bytes"})
     reload_raw = r.mapping(top.get("reload"), "reload", {"interval"})
+    timeouts_raw = r.mapping(
+        top.get("timeouts"), "timeouts", {"header", "keepalive", "body_idle", "body_min_rate"}
+    )
     tokens_raw = r.mapping(
         top.get("tokens"),
         "tokens",
@@ -405,6 +420,26 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         ),
         max_body_bytes=optional(
             "limits.max_body_bytes", limits_raw.get("max_body_bytes"), parse_size, defaults.max_body_bytes
+        ),
+    )
+
+    def positive_seconds(value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("expected a duration above 0s")
+        return seconds
+
+    tod = Timeouts()
+    timeouts = Timeouts(
+        header=optional("timeouts.header", timeouts_raw.get("header"), positive_seconds, tod.header),
+        keepalive=optional(
+            "timeouts.keepalive", timeouts_raw.get("keepalive"), positive_seconds, tod.keepalive
+        ),
+        body_idle=optional(
+            "timeouts.body_idle", timeouts_raw.get("body_idle"), positive_seconds, tod.body_idle
+        ),
+        body_min_rate=optional(
+            "timeouts.body_min_rate", timeouts_raw.get("body_min_rate"), parse_size, tod.body_min_rate
         ),
     )
 
@@ -621,6 +656,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         master_key_file=master_key_file,
         policies=policies,
         limits=limits,
+        timeouts=timeouts,
         tokens=tokens,
         throttle=throttle,
         caches=caches,

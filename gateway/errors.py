@@ -9,6 +9,7 @@
     ├── ConflictError            409 conflict          the object exists, or a limit (5 keys) is reached
     ├── ReauthorizationRequired  409 reauthorization_required  the provider refused a user's refresh token
     ├── MethodNotAllowed         405 method_not_allowed (the gateway's own endpoints)
+    ├── RequestTimeout           408 request_timeout   the request body stalled or trickled too slowly
     ├── RequestTooLarge          413 request_too_large body over the limit
     ├── HeadersTooLarge          431 request_too_large headers over the limit
     ├── OAuthError               the token server's errors (RFC 6749 §5.2), Cache-Control: no-store
@@ -122,6 +123,18 @@ class RequestTooLarge(GatewayError):
     status = 413
     error = "request_too_large"
     default_description = "request body is over the limit"
+
+
+class RequestTimeout(GatewayError):
+    """408: the caller's body stopped arriving (or crawled) while it held an upstream connection.
+    The connection is closed after the answer (RFC 9110 §15.5.9)."""
+
+    status = 408
+    error = "request_timeout"
+    default_description = "the request body did not arrive in time"
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"connection", b"close")]
 
 
 class HeadersTooLarge(GatewayError):

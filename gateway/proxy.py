@@ -22,8 +22,9 @@ from gateway.errors import GatewayError, RequestTooLarge, ServerError, ServiceUn
 from gateway.metrics import UNMATCHED, decision_label, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
+from gateway.pipeline.forward.body import ClientGone, RequestBody
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
-from gateway.pipeline.forward.upstream import ClientGone, Receive, Send, forward
+from gateway.pipeline.forward.upstream import Outbound, Receive, Send, forward
 from gateway.policy.loader import reserved_paths
 from gateway.policy.model import Route, parse_template
 from gateway.policy.table import RouteTable
@@ -98,33 +99,39 @@ class ProxyApp:
 
             upstream = granted.upstream
             client = scope.get("client")
-            peer = client[0] if client else ""
             forwarded, _client_address = forwarding_headers(
-                inbound, peer, scope["scheme"], config.trusted_proxies
+                inbound, client[0] if client else "", scope["scheme"], config.trusted_proxies
             )
-            headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in inbound.forward]
-            headers += [(n.decode(), v.decode("latin-1")) for n, v in forwarded]
-            headers += [(n.decode(), v.decode()) for n, v in granted.headers]
-            headers.append(("x-request-id", request_id.decode()))
-            if upstream.preserve_host and inbound.host is not None:
-                headers.append(("host", inbound.host.decode("latin-1")))
+            # Headers stay bytes from the socket to the upstream: the caller's (sorted and
+            # stripped), the forwarding chain, then what mutate says about the caller.
+            headers = inbound.forward
+            headers += forwarded
+            headers += granted.headers
+            headers.append((b"x-request-id", request_id))
             if upstream.forward_authorization and granted.identity.forwardable_token is not None:
-                headers.append(("authorization", f"Bearer {granted.identity.forwardable_token}"))
-
-            response_started = True  # from here on, forward() owns the response
-            status = await forward(
-                self.runtime.upstreams,
-                upstream,
+                headers.append((b"authorization", b"Bearer " + granted.identity.forwardable_token.encode()))
+            body = (
+                RequestBody(
+                    receive,
+                    inbound.content_length,
+                    config.limits.max_body_bytes,
+                    config.timeouts.body_idle,
+                    config.timeouts.body_min_rate,
+                )
+                if inbound.has_body
+                else None
+            )
+            outbound = Outbound(
                 method,
                 path,
                 scope["query_string"],
                 headers,
-                inbound.has_body,
-                config.limits.max_body_bytes,
-                receive,
-                send,
+                inbound.host if upstream.preserve_host else None,
+                body,
                 [(b"x-request-id", request_id)],
             )
+            response_started = True  # from here on, forward() owns the response
+            status = await forward(self.runtime.upstreams, upstream, outbound, send)
         except GatewayError as exc:
             status = exc.status
             decision = decision_label(status, decision)

@@ -200,7 +200,7 @@ class Runtime:
         """Ready once the policy is loaded (it is, or the constructor raised), the upstream
         clients exist and the identity caches follow the change feed."""
         for upstream in self.policy.current.upstreams.values():
-            self.upstreams.session(upstream)
+            self.upstreams.pool(upstream)
         if self.config.reload_interval > 0:
             self._tasks.append(asyncio.create_task(self.policy.watch(self.config.reload_interval)))
         await self.identity.directory.start()

@@ -39,6 +39,25 @@ _FORWARDING = frozenset(
         b"x-real-ip",
     }
 )
+# Headers that change what a request means to frameworks that honour them (issue 8): an upstream
+# that reads X-HTTP-Method-Override would run DELETE where the gateway authorized GET, one that
+# reads X-Original-URL another path. A caller's are dropped, whatever their spelling (`_`, `.`).
+METHOD_AND_PATH_OVERRIDES = frozenset(
+    {
+        b"x-http-method-override",
+        b"x-http-method",
+        b"x-method-override",
+        b"x-original-method",
+        b"x-forwarded-method",
+        b"x-original-url",
+        b"x-original-uri",
+        b"x-rewrite-url",
+        b"x-forwarded-uri",
+        b"x-forwarded-path",
+        b"x-forwarded-prefix",
+        b"x-envoy-original-path",
+    }
+)
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -65,6 +84,12 @@ def is_gateway_header(name: bytes) -> bool:
     """Whether a (lower-case) header name counts as X-Gateway-* (contract §4)."""
     # `X_Gateway.Client-Id` reaches some frameworks as X-Gateway-Client-Id (CGI maps `_` and `.`).
     return name.replace(b"_", b"-").replace(b".", b"-").startswith(b"x-gateway-")
+
+
+def _never_forwarded(name: bytes) -> bool:
+    """X-Gateway-* (ours alone) and the method and path overrides, in any spelling (as above)."""
+    name = name.replace(b"_", b"-").replace(b".", b"-")
+    return name.startswith(b"x-gateway-") or name in METHOD_AND_PATH_OVERRIDES
 
 
 def sort_inbound(raw: list[tuple[bytes, bytes]], max_bytes: int, max_count: int) -> Inbound:
@@ -103,8 +128,8 @@ def sort_inbound(raw: list[tuple[bytes, bytes]], max_bytes: int, max_count: int)
                 inbound.forwarded_proto = value
             elif name == b"x-forwarded-host":
                 inbound.forwarded_host = value
-        elif name == b"expect" or (name[:1] == b"x" and is_gateway_header(name)):
-            continue  # Expect is answered by our own server; X-Gateway-* is ours alone
+        elif name == b"expect" or (name[:1] == b"x" and _never_forwarded(name)):
+            continue  # Expect is answered by our own server
         else:
             forward.append((name, value))
     if size > max_bytes:
@@ -184,16 +209,17 @@ def client_address(raw: list[tuple[bytes, bytes]], peer: str, trusted: tuple[Net
     return forwarding_headers(inbound, peer, "http", trusted)[1]
 
 
-def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
-    """Upstream response headers minus hop-by-hop ones and those named in Connection."""
+def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Upstream response headers (names lower-cased) minus hop-by-hop ones, those named in
+    Connection, and X-Request-Id (the caller gets ours, once, even when the upstream echoes it)."""
     out: list[tuple[bytes, bytes]] = []
     named: set[bytes] = set()
     for name, value in raw:
-        lower = name.lower()
-        if lower in HOP_BY_HOP:
-            if lower == b"connection":
+        if name in HOP_BY_HOP:
+            if name == b"connection":
                 named.update(t.strip().lower() for t in value.split(b","))
             continue
-        out.append((lower, value))
+        if name != b"x-request-id":
+            out.append((name, value))
     named -= {b"", b"close", b"keep-alive"}
     return [(n, v) for n, v in out if n not in named] if named else out

@@ -1,10 +1,10 @@
-"""Forwarding to upstreams with aiohttp's client, behind this one small interface.
+"""Forwarding one request upstream and streaming the answer back, behind one small interface.
 
-aiohttp because it was measured ~4× cheaper per request than httpx's pool (issue 2). One session
-per upstream and worker, with a bounded pool and no cookie jar: a shared jar would replay one
-upstream's Set-Cookie into later callers' requests. Bodies stream both ways; a connection that
-broke mid-response is closed, never returned to the pool. aiohttp errors become BadGateway or
-GatewayTimeout here and nowhere else.
+The connections and their pools are in connection.py and pool.py. Here: the request head encoded
+once as bytes, the request body pumped with backpressure (read from the caller only as fast as the
+upstream takes it), the response relayed as it arrives, the idempotent retry on a pooled
+connection the upstream had closed, and every failure turned into BadGateway or GatewayTimeout
+(or, once the response has started, into a response cut short), here and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
-from gateway.errors import BadGateway, GatewayError, GatewayTimeout, RequestTooLarge, ServerError
-from gateway.metrics import UPSTREAM_DURATION
+from gateway.errors import BadGateway, GatewayError, GatewayTimeout
+from gateway.pipeline.forward.body import RequestBody
+from gateway.pipeline.forward.connection import UpstreamBroken, UpstreamConnection, UpstreamTimeout
 from gateway.pipeline.forward.headers import response_headers
+from gateway.pipeline.forward.pool import Pool
 from gateway.policy.model import Upstream
 
 log = logging.getLogger("gateway.forward")
@@ -30,198 +30,168 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
-# aiohttp adds these when absent; a transparent proxy must not.
-_SKIP_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+# A request with one of these methods and no body says so (RFC 9110 §8.6), as aiohttp did.
+_BODY_EXPECTED = frozenset({"POST", "PUT", "PATCH"})
+_CHUNKED = b"transfer-encoding: chunked\r\n"
 
 
-class ClientGone(Exception):
-    """The caller disconnected while we were reading its request body."""
+@dataclass(slots=True)
+class Outbound:
+    """What goes upstream: built by the proxy after the request passed every check."""
 
-
-class _BodyState:
-    __slots__ = ("gone", "too_large")
-
-    def __init__(self) -> None:
-        self.too_large = False
-        self.gone = False
-
-
-async def _request_body(receive: Receive, limit: int, state: _BodyState) -> AsyncIterator[bytes]:
-    received = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            state.gone = True
-            raise ClientGone()
-        chunk: bytes = message.get("body", b"")
-        received += len(chunk)
-        if received > limit:
-            state.too_large = True
-            raise RequestTooLarge(f"request body is over {limit} bytes")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+    method: str
+    path: str  # canonical, as authorized: the upstream's strip_prefix and base path still apply
+    query: bytes
+    headers: list[tuple[bytes, bytes]]  # lower-case names, everything but Host and body framing
+    host: bytes | None  # the caller's Host when the upstream preserves it
+    body: RequestBody | None
+    response_headers: list[tuple[bytes, bytes]]  # added to the response (our X-Request-Id)
 
 
 class UpstreamClients:
-    """The upstream sessions of one worker, created on first use inside the event loop."""
+    """The upstream pools of one worker. A reload swaps in new pools for upstreams whose settings
+    changed and retires the old ones (in-flight exchanges finish, idle connections close)."""
 
     def __init__(self) -> None:
-        self._sessions: dict[Upstream, aiohttp.ClientSession] = {}
-        self._closing: set[asyncio.Task[None]] = set()
+        self._pools: dict[Upstream, Pool] = {}
 
-    def session(self, upstream: Upstream) -> aiohttp.ClientSession:
-        session = self._sessions.get(upstream)
-        if session is None:
-            connector = aiohttp.TCPConnector(
-                limit=upstream.pool_size,
-                limit_per_host=upstream.pool_size,
-                ttl_dns_cache=60,
-                force_close=False,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # `connect` bounds the wait for a free pooled connection plus the connection
-                # itself; `sock_connect` the TCP connect alone.
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=upstream.pool_timeout + upstream.connect_timeout,
-                    sock_connect=upstream.connect_timeout,
-                    sock_read=upstream.read_timeout,
-                ),
-                auto_decompress=False,
-                skip_auto_headers=_SKIP_AUTO,
-                raise_for_status=False,
-            )
-            self._sessions[upstream] = session
-        return session
+    def pool(self, upstream: Upstream) -> Pool:
+        pool = self._pools.get(upstream)
+        if pool is None:
+            pool = self._pools[upstream] = Pool(upstream)
+        return pool
 
     def retire(self, live: set[Upstream]) -> None:
-        """After a reload: close, once in-flight requests had time to end, the sessions of
-        upstreams that are no longer configured (or whose settings changed)."""
-        for upstream in [u for u in self._sessions if u not in live]:
-            session = self._sessions.pop(upstream)
-            task = asyncio.ensure_future(_close_later(session, max(upstream.read_timeout, 30.0)))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        for upstream in [u for u in self._pools if u not in live]:
+            in_flight = self._pools.pop(upstream).retire()
+            log.info(
+                "upstream %s reconfigured or removed: idle connections closed, %d in flight finish first",
+                upstream.name,
+                in_flight,
+            )
 
     async def close(self) -> None:
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for task in list(self._closing):
-            task.cancel()
-        for session in sessions:
-            await session.close()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.retire()
 
 
-async def _close_later(session: aiohttp.ClientSession, delay: float) -> None:
-    try:
-        await asyncio.sleep(delay)
-    finally:
-        await session.close()
+def encode_head(method: str, target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    return b"".join(parts)
 
 
-async def forward(
-    clients: UpstreamClients,
-    upstream: Upstream,
-    method: str,
-    path: str,
-    query_string: bytes,
-    headers: list[tuple[str, str]],
-    has_body: bool,
-    max_body: int,
-    receive: Receive,
-    send: Send,
-    extra_response_headers: list[tuple[bytes, bytes]],
-) -> int:
+async def forward(clients: UpstreamClients, upstream: Upstream, request: Outbound, send: Send) -> int:
     """Send the request upstream and stream the answer back. Returns the status sent.
 
     Raises a GatewayError only while nothing has been sent downstream yet; once the response has
-    started, a failure can only cut the response short (the client sees it end early).
+    started, a failure can only cut the response short (the caller sees it end early).
     """
-    url = URL.build(
-        scheme=upstream.scheme,
-        host=upstream.host,
-        port=upstream.port,
-        path=upstream.target_path(path),
-        query_string=query_string.decode("latin-1"),
-        encoded=True,
-    )
-    session = clients.session(upstream)
+    pool = clients.pool(upstream)
+    method = request.method
+    body = request.body
+    target = upstream.target_path(request.path).encode()
+    if request.query:
+        target += b"?" + request.query
+    head = encode_head(method, target, request.host or pool.host_header, request.headers)
+    first = b""
+    if body is not None:
+        # Take a pooled connection only once the body has begun to arrive (a small one is usually
+        # whole by now): a caller who announces a body and sends nothing holds no upstream slot.
+        first = await body.read()
+        if body.length is None:
+            head += _CHUNKED
+    elif method in _BODY_EXPECTED and all(name != b"content-length" for name, _ in request.headers):
+        head += b"content-length: 0\r\n"
+    head += b"\r\n"
     started = time.perf_counter()
-    attempts = 1 + (upstream.retries if method in _IDEMPOTENT and not has_body else 0)
-    state = _BodyState()
-    response: aiohttp.ClientResponse | None = None
+    attempts = 1 + (upstream.retries if method in _IDEMPOTENT and body is None else 0)
     for attempt in range(attempts):
-        body = _request_body(receive, max_body, state) if has_body else None
+        conn, reused = await pool.acquire()
+        pump: asyncio.Task[None] | None = None
         try:
-            response = await session.request(
-                method, url, headers=headers, data=body, allow_redirects=False, compress=None
-            )
-            break
-        except RequestTooLarge:
-            raise
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            # A pooled keep-alive connection the upstream closed just as we reused it: safe to
-            # retry only when the request is idempotent and had no body (attempts says so).
-            if state.too_large:
-                raise RequestTooLarge(f"request body is over {max_body} bytes") from None
-            if state.gone:
-                raise ClientGone() from None
-            if attempt + 1 < attempts and not isinstance(exc, aiohttp.ClientConnectorError):
-                continue
-            raise _translate(exc) from None
-        except Exception as exc:
-            if state.too_large:
-                raise RequestTooLarge(f"request body is over {max_body} bytes") from None
-            if state.gone or isinstance(exc, ClientGone):
-                raise ClientGone() from None
-            raise _translate(exc) from None
-    assert response is not None
-    complete = False
+            if body is None:
+                conn.start(head, method == "HEAD", upstream.read_timeout)
+            elif body.done:
+                conn.start(head + body.frame(first, last=True), False, upstream.read_timeout)
+            else:
+                conn.start(head, False, upstream.read_timeout)
+                conn.sending = True
+                pump = asyncio.ensure_future(_pump(conn, body, first))
+            try:
+                await conn.read_head()
+            except UpstreamBroken as exc:
+                failure = _failure(pump)
+                if failure is not None:
+                    raise failure from None  # the caller's fault: too large, gone or too slow
+                if exc.sent_nothing and reused and attempt + 1 < attempts:
+                    continue  # a pooled connection the upstream had closed: safe to try again
+                raise _translate(exc) from None
+            return await _relay(conn, upstream, request, send)
+        finally:
+            if pump is not None:
+                if not pump.done():
+                    pump.cancel()
+                    conn.close()  # the upstream answered before it had the whole body
+                else:
+                    _failure(pump)  # retrieved, so asyncio does not log it as lost
+            pool.release(conn)
+            pool.duration.observe(time.perf_counter() - started)
+    raise BadGateway("upstream broke the response")  # not reached: the last attempt raised
+
+
+async def _pump(conn: UpstreamConnection, body: RequestBody, first: bytes) -> None:
+    """Send the rest of the request body, no faster than the upstream reads it."""
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                # The caller gets our X-Request-Id once, even when the upstream echoes it back.
-                "headers": [h for h in response_headers(response.raw_headers) if h[0] != b"x-request-id"]
-                + extra_response_headers,
-            }
-        )
-        content = response.content
-        while method != "HEAD":
-            chunk = await content.readany()  # whatever has arrived, at most the reader's buffer
-            if not chunk:
-                break
-            if content.at_eof():  # the last chunk closes the response: one send less per request
+        conn.write(body.frame(first, last=False))
+        while not body.done:
+            await conn.drain()
+            chunk = await body.read()
+            conn.write(body.frame(chunk, last=body.done))
+        conn.sending = False
+        conn.last_read = asyncio.get_running_loop().time()  # the read timeout starts now
+    except BaseException:
+        conn.abort()  # the upstream has part of a request: that connection is done
+        raise
+
+
+def _failure(pump: asyncio.Task[None] | None) -> BaseException | None:
+    if pump is None or not pump.done() or pump.cancelled():
+        return None
+    return pump.exception()
+
+
+async def _relay(conn: UpstreamConnection, upstream: Upstream, request: Outbound, send: Send) -> int:
+    status = conn.status
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": response_headers(conn.headers) + request.response_headers,
+        }
+    )
+    if conn.head_only:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return status
+    try:
+        chunk = await conn.read_body()
+        while chunk:
+            if conn.complete:  # read_body took all there was: this is the last chunk
                 await send({"type": "http.response.body", "body": chunk, "more_body": False})
-                complete = True
-                break
+                return status  # the last chunk closes the response: one send less per request
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if not complete:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            complete = True
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            chunk = await conn.read_body()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except UpstreamBroken as exc:
         # Headers are out: the only honest thing left is to end the response early, so the
         # caller sees a truncated body rather than a complete-looking one.
-        log.warning("upstream %s broke the response mid-stream: %s", upstream.name, type(exc).__name__)
-    finally:
-        if complete:
-            response.release()
-        else:
-            response.close()  # never reuse a connection that broke mid-response
-        UPSTREAM_DURATION.labels(upstream.name).observe(time.perf_counter() - started)
-    return response.status
+        log.warning("upstream %s broke the response mid-stream: %s", upstream.name, exc)
+    return status
 
 
-def _translate(exc: Exception) -> GatewayError:
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+def _translate(exc: UpstreamBroken) -> GatewayError:
+    if isinstance(exc, UpstreamTimeout):
         return GatewayTimeout()
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return BadGateway("upstream unreachable")
-    if isinstance(exc, (aiohttp.ClientError, OSError)):
-        return BadGateway("upstream broke the response")
-    log.error("upstream client failed: %r", exc)
-    return ServerError()
+    return BadGateway("upstream broke the response")
