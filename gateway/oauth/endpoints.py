@@ -1,9 +1,11 @@
 """POST /oauth/token (RFC 6749 §4.4, RFC 7523), /oauth/introspect (RFC 7662), /oauth/revoke
 (RFC 7009) and the discovery documents (RFC 8414), under public_url's path.
 
-Grants: `client_credentials` (client authenticated by secret or private_key_jwt) and
-`urn:ietf:params:oauth:grant-type:jwt-bearer` (a client-signed JWT of contract §2 as `assertion`
-or as `Authorization: Bearer`). Every answer carries `Cache-Control: no-store`.
+Grants: `client_credentials` (client authenticated by secret or private_key_jwt),
+`urn:ietf:params:oauth:grant-type:jwt-bearer` (a client-signed JWT of contract §2, or a trusted
+external token, as `assertion` or as `Authorization: Bearer`) and
+`urn:ietf:params:oauth:grant-type:token-exchange` (a trusted external token, oauth/exchange.py).
+Every answer carries `Cache-Control: no-store`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gateway.errors import (
 )
 from gateway.identity.tokens import TokenService
 from gateway.metrics import TOKENS_ISSUED
+from gateway.oauth import exchange
 from gateway.oauth.throttle import Throttle
 from gateway.pipeline.authn.client_auth import AuthenticatedClient, ClientAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
@@ -39,6 +42,7 @@ from gateway.runtime import Runtime
 CLIENT_CREDENTIALS = "client_credentials"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+_GRANT_LABELS = {CLIENT_CREDENTIALS: "client_credentials", JWT_BEARER: "jwt_bearer", TOKEN_EXCHANGE: "token_exchange"}
 MAX_BODY = 64 * 1024
 _SECRET_PARAMS = ("client_secret", "client_assertion", "assertion", "password", "refresh_token")
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -180,14 +184,12 @@ def routes(runtime: Runtime) -> list[Route]:
         elif grant_type == JWT_BEARER:
             client, credential_id = await jwt_bearer(request, params)
         elif grant_type == TOKEN_EXCHANGE:
-            raise UnsupportedGrantType(
-                "token exchange needs trusted external issuers, which this gateway does not have yet"
-            )
+            client, credential_id = await token_exchange(request, params)
         else:
             raise UnsupportedGrantType(f"grant_type {grant_type} is not supported")
         scopes, audience = scopes_and_audience(params, client.scopes, client.audiences)
         access_token, lifetime = tokens.issue(client, scopes, audience, credential_id)
-        TOKENS_ISSUED.labels("client_credentials" if grant_type == CLIENT_CREDENTIALS else "jwt_bearer").inc()
+        TOKENS_ISSUED.labels(_GRANT_LABELS[grant_type]).inc()
         if credential_id:
             runtime.usage.used(credential_id)  # a client secret's last use (issue 14)
         return JSONResponse(
@@ -196,9 +198,37 @@ def routes(runtime: Runtime) -> list[Route]:
                 "token_type": "Bearer",
                 "expires_in": lifetime,
                 "scope": " ".join(scopes),
+                # RFC 8693 §2.2.1: what kind of token the exchange gave.
+                **({"issued_token_type": exchange.ACCESS_TOKEN_TYPE} if grant_type == TOKEN_EXCHANGE else {}),
             },
             headers=_NO_STORE,
         )
+
+    async def token_exchange(request: Request, params: dict[str, str]) -> tuple[Any, str]:
+        authorization = authorization_of(request)
+        token = exchange.subject_token(
+            params,
+            client_authentication=authorization is not None
+            or any(p in params for p in ("client_secret", "client_assertion", "client_assertion_type")),
+        )
+        return await external_grant(request, Presented(token))
+
+    async def external_grant(request: Request, presented: Presented) -> tuple[Any, str]:
+        """A trusted external token (exchange or jwt-bearer), behind the throttle: failures
+        count against the address."""
+        address = address_of(request)
+        wait = throttle.retry_after(address, None)
+        if wait is not None:
+            raise TooManyRequests(wait)
+        try:
+            found = await exchange.external_client(identity.oidc, identity.directory, presented)
+        except InvalidGrant:
+            throttle.failed(address, None)
+            raise
+        if found is None:
+            throttle.failed(address, None)
+            raise InvalidGrant("the token is not from a trusted issuer")
+        return found
 
     async def jwt_bearer(request: Request, params: dict[str, str]) -> tuple[Any, str]:
         """The assertion is a client-signed JWT (contract §2). Anything else, a gateway token or
@@ -226,8 +256,11 @@ def routes(runtime: Runtime) -> list[Route]:
             throttle.failed(address, claimed)
             raise InvalidGrant(exc.description) from None
         if verified is None:
-            throttle.failed(address, claimed)
-            raise InvalidGrant("the assertion is not a client-signed JWT of this gateway")
+            # Not a client-signed JWT of ours: a trusted external token (RFC 7523 with a
+            # federated issuer, contract §5), or nothing this grant accepts.
+            if params.get("client_id") is not None:
+                raise InvalidRequest("client_id: the external token names the client")
+            return await external_grant(request, presented)
         client_id = verified.identity.client_id
         assert client_id is not None and presented.jwt is not None
         if params.get("client_id", client_id) != client_id:
@@ -307,7 +340,7 @@ def routes(runtime: Runtime) -> list[Route]:
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
-            "grant_types_supported": [CLIENT_CREDENTIALS, JWT_BEARER],
+            "grant_types_supported": [CLIENT_CREDENTIALS, JWT_BEARER, TOKEN_EXCHANGE],
             "token_endpoint_auth_methods_supported": [
                 "client_secret_basic",
                 "client_secret_post",

@@ -99,7 +99,6 @@ def test_issued_tokens_are_counted_by_grant_type(gw: Gateway) -> None:
         "refresh_token",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
         "CLIENT_CREDENTIALS",
         "made-up",
     ],

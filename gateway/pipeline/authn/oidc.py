@@ -11,6 +11,8 @@ the entry ends it (the store's change bumps the client's generation; the chain r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gateway.errors import InvalidToken
 from gateway.identity.directory import Directory
 from gateway.identity.external import ExternalTokenVerifier, audiences_of
@@ -44,14 +46,9 @@ class OidcAuthenticator:
         if client is None or client.disabled:
             raise InvalidToken("the client is disabled or deleted", reason="disabled_client")
         return Verified(
-            Identity(
-                method=self.kind,
-                client_id=client.client_id,
+            replace(
+                Identity.of_client(client, self.kind, credential_id(entry)),
                 subject=claims["sub"],
-                tenant=client.tenant,
-                scopes=frozenset(client.scopes),
-                audiences=frozenset(client.audiences),
-                credential_id=credential_id(entry),
                 identity_id=entry.identity_id,
             ),
             expires_at=float(claims["exp"]) + self.verifier.leeway,
