@@ -234,3 +234,21 @@ def test_openapi_describes_the_decision_endpoint(deployment: Deployment, http: h
     operations = document["paths"]["/v1/decisions/{path}"]
     assert {"get", "post", "delete"} <= set(operations)
     assert set(operations["get"]["responses"]) == {"200", "401", "403"}
+
+
+def test_the_access_log_has_decisions_without_paths_queries_or_credentials(
+    deployment: Deployment, http: httpx.Client
+) -> None:
+    gw = deployment.gateway
+    start = len(gw.log())
+    secret_query = "access_token=very-secret-query"
+    response = http.get(
+        deployment.decisions_url + "/v1/docs/d2?" + secret_query, headers=bearer(deployment.key)
+    )
+    assert response.status_code == 403
+    http.get(deployment.decisions_url + "/v1/docs/d1", headers=bearer(deployment.key))
+    log = gw.wait_for_log("decision=allow", start=start)
+    assert 'decision "GET" 403' in log and "decision=invalid" in log
+    assert 'decision "GET" 200' in log and "route=read-doc" in log
+    for secret in (deployment.key, deployment.key.split(".")[-1], "very-secret-query", "/v1/docs/d2"):
+        assert secret not in log

@@ -228,11 +228,10 @@ def test_a_revoked_key_is_refused_within_two_seconds(
     assert reached(deployment, mark) == []
 
 
+@pytest.mark.parametrize("front", ["nginx", "nginx-cached"], indirect=True)
 def test_nginx_asks_the_gateway_once_per_credential_uri_and_second_when_caching(
     front: FrontProxy, deployment: Deployment, http: httpx.Client
 ) -> None:
-    if not front.name.startswith("nginx"):
-        pytest.skip("decision caching is documented for nginx")
     gw = deployment.gateway
     auth = {"Authorization": f"Bearer {deployment.key}"}
     http.get(front.url + "/v1/docs/d1?warm", headers=auth)
