@@ -390,3 +390,26 @@ def test_connections_page_never_shows_a_secret(gateway: Gateway, context: Any) -
     row.locator("button", has_text="Delete").click()
     page.wait_for_url(console(gateway, "connections"))
     assert api.get(f"/v1/connections/{connection_id}").status_code == 404
+
+
+def test_client_search_and_pages(gateway: Gateway, context: Any) -> None:
+    assert gateway.admin_key is not None
+    api = gateway.admin(keep_alive=True)
+    marker = f"paged{uuid.uuid4().hex[:6]}"
+    try:
+        made = {api.create_client(f"{marker}-{i:02d}")["clientId"] for i in range(27)}
+    finally:
+        api.close()
+    page = context.new_page()
+    sign_in(page, gateway, gateway.admin_key)
+    page.goto(console(gateway, "clients"))
+    page.fill("#search", marker.upper())  # any case
+    page.press("#search", "Enter")
+    page.wait_for_url(re.compile(r".*/console/clients\?q="))
+    first = set(page.locator("#clients tbody tr td:nth-child(2)").all_inner_texts())
+    assert len(first) == 25 and first <= made
+    page.click("#next-page")
+    page.wait_for_load_state()
+    second = set(page.locator("#clients tbody tr td:nth-child(2)").all_inner_texts())
+    assert first | second == made and not first & second
+    assert page.locator("#next-page").count() == 0
