@@ -6,8 +6,9 @@ never above (tests/unit/test_layers.py holds the table and checks it):
 
     cli                      the `gateway` command
     server                   processes, listeners, the worker supervisor
-    proxy, admin, oauth,     front doors: the reverse proxy, the admin API and discovery,
-      web, …                   the token endpoint; all read one Runtime
+    proxy, decisions,        front doors: the reverse proxy, the forward-auth decision
+      admin, oauth, web, …     endpoint, the admin API and discovery, the token endpoint;
+                               all read one Runtime
     runtime                  what one worker holds: config, policy, identity services
     pipeline                 authn → authz → forward stages
     identity, vault          directory (caches + change feed), grants, signing keys, tokens;

@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     "vault": 3,
     "pipeline": 4,
     "runtime": 5,
-    **dict.fromkeys(("proxy", "admin", "oauth", "web"), 6),
+    **dict.fromkeys(("proxy", "decisions", "admin", "oauth", "web"), 6),
     "console": 7,  # built on the admin API's service layer (admin.actions)
     "server": 8,
     "cli": 9,
