@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.admin.auth import Caller, require
+from gateway.admin.lockout import Administrators, Proposed
 from gateway.errors import AccessDenied, ConflictError, InvalidRequest, NotFound
 from gateway.identity import service
 from gateway.identity.directory import Directory
@@ -87,6 +88,7 @@ class Actions:
         self.store = store
         self.directory = directory
         self.account_id = account_id
+        self.administrators = Administrators(store)
         self.credentials: dict[str, CredentialKind] = {
             "access-keys": CredentialKind(
                 "access key",
@@ -149,6 +151,8 @@ class Actions:
         client = await self.visible_client(caller, client_id)
         changed = service.updated_client(client, body, require_name=require_name)
         tenant_may_set(caller, changed)
+        if changed.disabled and not client.disabled:
+            await self._keeps_an_admin(Proposed(clients={client_id: changed}))
         try:
             await asyncio.to_thread(self.store.update_client, changed, caller.actor)
         except Missing:
@@ -157,6 +161,7 @@ class Actions:
 
     async def delete_client(self, caller: Caller, client_id: str) -> None:
         await self.client_call(caller, client_id, "write")
+        await self._keeps_an_admin(Proposed(clients={client_id: None}))
         try:
             await asyncio.to_thread(self.store.delete_client, client_id, caller.actor)
         except Missing:
@@ -202,6 +207,7 @@ class Actions:
     async def revoke_credential(self, caller: Caller, kind: str, client_id: str, ref: str) -> None:
         await self.client_call(caller, client_id, "write")
         credential = self.credentials[kind]
+        await self._keeps_an_admin(Proposed(revoked=frozenset({ref})))
         try:
             await asyncio.to_thread(credential.revoke, client_id, ref, caller.actor)
         except Missing:
@@ -216,6 +222,7 @@ class Actions:
         no_tenant(caller)
         role = service.role_from(body, role_id)
         may_confer_role(caller, role)
+        await self._keeps_an_admin(Proposed(roles={role.role_id: role}))
         try:
             return await asyncio.to_thread(self.store.put_role, role, caller.actor, creating)
         except Conflict as exc:
@@ -228,6 +235,7 @@ class Actions:
         no_tenant(caller)
         record = service.record_from(body, record_id, caller.actor)
         await asyncio.to_thread(may_confer_record, caller, record, self.store)
+        await self._keeps_an_admin(Proposed(records={record.record_id: record}))
         try:
             return await asyncio.to_thread(self.store.put_record, record, caller.actor, creating)
         except Conflict as exc:
@@ -258,10 +266,18 @@ class Actions:
     ) -> None:
         require(caller, collection, "write", ref)
         no_tenant(caller)
+        if collection == "roles":
+            await self._keeps_an_admin(Proposed(roles={ref: None}))
+        elif collection == "records":
+            await self._keeps_an_admin(Proposed(records={ref: None}))
         try:
             await asyncio.to_thread(deleter, ref, caller.actor)
         except Missing:
             raise NotFound(f"no {collection[:-1]} {ref}") from None
+
+    async def _keeps_an_admin(self, change: Proposed) -> None:
+        """409 when the change would leave no administrator (admin.lockout)."""
+        await asyncio.to_thread(self.administrators.check, change)
 
     # --- authorization and audit --------------------------------------------------------------
 
