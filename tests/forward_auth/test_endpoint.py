@@ -252,3 +252,46 @@ def test_the_access_log_has_decisions_without_paths_queries_or_credentials(
     assert 'decision "GET" 200' in log and "route=read-doc" in log
     for secret in (deployment.key, deployment.key.split(".")[-1], "very-secret-query", "/v1/docs/d2"):
         assert secret not in log
+
+
+PARITY = [
+    ("GET", "/v1/docs/d1", "key"),
+    ("HEAD", "/v1/docs/d1", "key"),
+    ("GET", "/v1/docs/d1", None),
+    ("GET", "/v1/docs/d1", "gwak_bad"),
+    ("GET", "/v1/docs/d2", "key"),
+    ("DELETE", "/v1/docs/d1", "key"),
+    ("POST", "/v1/events", "key"),
+    ("GET", "/health", None),
+    ("GET", "/nowhere", "key"),
+    ("GET", "/v1/docs/%2e%2e/d1", "key"),
+    ("GET", "/v1/docs/a%2Fb", "key"),
+    ("GET", "/v1/docs/d1?access_token=x", "key"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "credential"), PARITY)
+def test_the_decision_is_the_proxys_decision(
+    deployment: Deployment, http: httpx.Client, method: str, path: str, credential: str | None
+) -> None:
+    """Same request, both front doors: the proxy's 200/401/403 is the decision's; its 400 or 404
+    is the decision's 403 with the same error."""
+    headers = {} if credential is None else bearer(deployment.key if credential == "key" else credential)
+    proxied = http.request(method, deployment.gateway.proxy_url + path, headers=headers)
+    decided = http.request(method, deployment.decisions_url + path, headers=headers)
+    if proxied.status_code == 200:
+        assert decided.status_code == 200
+        if method != "HEAD":  # what reached the upstream through the proxy: the same identity
+            seen = {
+                n: v
+                for n, v in proxied.json()["headers"]
+                if n.startswith("x-gateway-") and n != "x-gateway-identity"
+            }
+            told = {n: v for n, v in decided.headers.items() if n in seen}
+            assert told == seen and seen
+        return
+    assert decided.status_code == (proxied.status_code if proxied.status_code in (401, 403) else 403)
+    if method != "HEAD":
+        assert decided.json()["error"] == proxied.json()["error"]
+        assert decided.json()["error_description"] == proxied.json()["error_description"]
+    assert decided.headers.get("www-authenticate") == proxied.headers.get("www-authenticate")
