@@ -413,3 +413,33 @@ def test_client_search_and_pages(gateway: Gateway, context: Any) -> None:
     second = set(page.locator("#clients tbody tr td:nth-child(2)").all_inner_texts())
     assert first | second == made and not first & second
     assert page.locator("#next-page").count() == 0
+
+
+def test_what_a_reader_may_not_do_is_not_offered_and_refused(gateway: Gateway, context: Any) -> None:
+    api = gateway.admin()
+    reader_id, reader_key = api.new_client_with_key()
+    role = api.create_role(["gateway:clients:read", "gateway:roles:read"])
+    api.create_record([reader_id], [role], ["/gateway"])
+    target_id, target_key = api.new_client_with_key()
+    page = context.new_page()
+    sign_in(page, gateway, reader_key)
+    nav = page.locator("nav.side").inner_text()
+    assert "Roles" in nav and "Access records" not in nav and "Signing keys" not in nav
+    page.goto(console(gateway, f"clients/{target_id}"))
+    for absent in ("#add-key", "#add-secret", "#assign", "#edit-client", "#access-keys button"):
+        assert page.locator(absent).count() == 0, absent
+    page.goto(console(gateway, "roles"))
+    assert page.locator("#create-role").count() == 0
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    key_id = target_key.split(".")[1]
+    for path, form in (
+        (f"clients/{target_id}/keys", {}),
+        (f"clients/{target_id}/keys/{key_id}/revoke", {}),
+        ("clients", {"name": "not-made"}),
+        ("signing-keys/rotate", {"confirm": "rotate", "now": "yes"}),
+    ):
+        forced = page.request.post(console(gateway, path), form={"csrf": csrf, **form})
+        assert forced.status == 403, (path, forced.status)
+        assert "is needed" in forced.text()
+    assert page.goto(console(gateway, "signing-keys")).status == 403
+    assert proxy_status(gateway, target_key) != 401  # the key was not revoked
