@@ -19,10 +19,12 @@
     │   ├── InvalidScope         400 invalid_scope
     │   ├── InvalidTarget        400 invalid_target    (RFC 8707)
     │   └── TooManyRequests      429 too_many_requests (Retry-After)
+    ├── RateLimited              429 rate_limited      a client's or route's rate limit (Retry-After, RateLimit)
     ├── BadGateway               502 bad_gateway       upstream unreachable or broke the response
     ├── ProviderUnavailable      502 provider_unavailable  a vault connection's provider failed
     ├── GatewayTimeout           504 gateway_timeout   upstream timed out
     ├── ServiceUnavailable       503 temporarily_unavailable  the store cannot be reached (fails closed)
+    │   └── RateLimitUnavailable 503 temporarily_unavailable  the rate-limit backend cannot (fail_closed)
     └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
 
     ConfigError                  a config or policy file is wrong; names the file and field
@@ -221,6 +223,24 @@ class ServiceUnavailable(GatewayError):
 
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"retry-after", b"1")]
+
+
+class RateLimitUnavailable(ServiceUnavailable):
+    default_description = "rate limits cannot be checked right now; retry shortly"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    error = "rate_limited"
+    default_description = "rate limit reached; retry after the time in Retry-After"
+
+    def __init__(self, retry_after: int, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.headers = headers
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"retry-after", str(self.retry_after).encode()), *self.headers]
 
 
 class ServerError(GatewayError):

@@ -110,9 +110,11 @@ _DECISION_BY_STATUS = {
     400: "invalid",
     401: "unauthenticated",
     403: "denied",
+    429: "limited",
     404: "unmatched",
     413: "invalid",
     431: "invalid",
+    503: "unavailable",
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.quota import RateLimit
+
 
 def now_iso() -> str:
     """ISO 8601 UTC with milliseconds, as Authress writes times."""
@@ -52,6 +54,7 @@ class Client:
     audiences: tuple[str, ...] = ()
     token_lifetime: int | None = None  # seconds; None: the gateway's default
     disabled: bool = False
+    rate_limit: RateLimit | None = None  # requests per window for all of the client's calls
 
 
 @dataclass(frozen=True, slots=True)

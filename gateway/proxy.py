@@ -128,7 +128,7 @@ class ProxyApp:
                 headers,
                 inbound.host if upstream.preserve_host else None,
                 body,
-                [(b"x-request-id", request_id)],
+                [(b"x-request-id", request_id), *granted.response_headers],
             )
             response_started = True  # from here on, forward() owns the response
             status = await forward(self.runtime.upstreams, upstream, outbound, send)

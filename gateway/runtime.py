@@ -31,8 +31,11 @@ from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.authz.grants import DirectoryGrants
 from gateway.pipeline.forward.upstream import UpstreamClients
 from gateway.pipeline.mutate import Mutator
+from gateway.pipeline.ratelimit import RateLimiter, open_limiter
+from gateway.pipeline.ratelimit.redis import RedisBackend
 from gateway.policy.loader import Policy
 from gateway.policy.reloader import PolicyHolder
+from gateway.quota import RateLimit
 from gateway.store import Store, StoreError, open_store
 from gateway.usage import UsageRecorder
 from gateway.vault.login import Login
@@ -177,6 +180,17 @@ def open_identity(config: Config) -> IdentityServices:
     )
 
 
+def _limiter(config: Config, directory: Directory) -> RateLimiter:
+    async def client_limit(client_id: str) -> RateLimit | None:
+        client = await directory.client(client_id)  # cached; a change reaches it within 1 s
+        return None if client is None else client.rate_limit
+
+    settings = config.rate_limits
+    return open_limiter(
+        settings.backend, settings.failure_mode, settings.key_prefix, settings.timeout, client_limit
+    )
+
+
 class Runtime:
     def __init__(self, config: Config, identity: IdentityServices, policy: Policy | None = None) -> None:
         self.config = config
@@ -190,6 +204,7 @@ class Runtime:
         self.mutate = Mutator(identity.headers)
         self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
         self.traffic = TrafficHistory()  # the console's "last hour" figures
+        self.limits = _limiter(config, identity.directory)
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -209,6 +224,8 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self.usage.run()))
         self._tasks.append(asyncio.create_task(self.identity.vault.audit_loop()))
         self._tasks.append(asyncio.create_task(self.traffic.run()))
+        if isinstance(self.limits.backend, RedisBackend):
+            self._tasks.append(asyncio.create_task(self.limits.backend.watch()))
         self.ready = True
 
     async def stop(self) -> None:
@@ -221,4 +238,5 @@ class Runtime:
         await self.usage.flush()  # the last batch; a failure is logged by flush()
         await self.identity.jwks.close()
         await self.identity.vault.close()
+        await self.limits.backend.close()
         self.identity.store.close()

@@ -43,9 +43,18 @@ def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
         if not runtime.identity.directory.following:
             return JSONResponse({"status": "store unreachable"}, status_code=503)
         policy = runtime.policy.current
-        return JSONResponse(
-            {"status": "ready", "routes": len(policy.routes), "upstreams": len(policy.upstreams)}
-        )
+        ready: dict[str, object] = {
+            "status": "ready",
+            "routes": len(policy.routes),
+            "upstreams": len(policy.upstreams),
+        }
+        if runtime.limits is not None:
+            ready["rateLimits"] = limits = runtime.limits.readiness()
+            if not limits["reachable"] and limits["failureMode"] == "fail_closed":
+                # Every rate-limited request is refused (503) until the backend is back.
+                ready["status"] = "rate limit backend unreachable"
+                return JSONResponse(ready, status_code=503)
+        return JSONResponse(ready)
 
     async def metrics(request: Request) -> Response:
         body, content_type = exposition()

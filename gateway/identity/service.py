@@ -26,6 +26,7 @@ from gateway.models import (
     now_iso,
 )
 from gateway.paths import check_resource, check_segment
+from gateway.quota import RateLimit, parse_rate_limit
 from gateway.store import Store
 
 ADMIN_ROLE = "gateway-admin"
@@ -64,6 +65,17 @@ def _lifetime(body: dict[str, Any]) -> int | None:
     return value
 
 
+def _rate_limit(body: dict[str, Any]) -> RateLimit | None:
+    """`rateLimit`: {requests, window (seconds), burst?}, or null for none (issue 14)."""
+    value = body.get("rateLimit")
+    if value is None:
+        return None
+    try:
+        return parse_rate_limit(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"rateLimit.{exc}" if ":" in str(exc) else f"rateLimit: {exc}") from None
+
+
 def object_id(value: object, field: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidRequest(f"{field}: use letters, digits and . _ : - (at most 128)")
@@ -90,6 +102,7 @@ def new_client(body: dict[str, Any], tenant: str | None) -> Client:
         audiences=_strings(body, "audiences"),
         token_lifetime=_lifetime(body),
         disabled=_flag(body, "disabled"),
+        rate_limit=_rate_limit(body),
         created_at=now,
         updated_at=now,
     )
@@ -128,6 +141,7 @@ def updated_client(client: Client, body: dict[str, Any], require_name: bool) -> 
         scopes=pick("scopes", lambda: _strings(body, "scopes"), client.scopes),
         audiences=pick("audiences", lambda: _strings(body, "audiences"), client.audiences),
         token_lifetime=pick("tokenLifetime", lambda: _lifetime(body), client.token_lifetime),
+        rate_limit=pick("rateLimit", lambda: _rate_limit(body), client.rate_limit),
         disabled=disabled,
         updated_at=now_iso(),
     )
@@ -142,6 +156,7 @@ def render_client(client: Client, keys: list[AccessKey] | None = None) -> dict[s
         "scopes": list(client.scopes),
         "audiences": list(client.audiences),
         "tokenLifetime": client.token_lifetime,
+        "rateLimit": None if client.rate_limit is None else client.rate_limit.as_json(),
         "disabled": client.disabled,
         "createdTime": client.created_at,
         "lastUpdated": client.updated_at,

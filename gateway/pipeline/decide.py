@@ -20,6 +20,7 @@ from gateway.models import ANONYMOUS, Identity
 from gateway.pipeline.authn import AuthenticatorChain, bearer_credential
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.mutate import Headers, Mutator
+from gateway.pipeline.ratelimit import RateLimiter, ResponseHeaders
 from gateway.policy.loader import Policy
 from gateway.policy.model import Route, Upstream
 from gateway.policy.table import Match
@@ -36,6 +37,9 @@ class Stages(Protocol):
     @property
     def usage(self) -> UsageRecorder | None: ...
 
+    @property
+    def limits(self) -> RateLimiter: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Granted:
@@ -46,6 +50,7 @@ class Granted:
     identity: Identity
     headers: Headers  # the identity headers of the mutate stage, signed X-Gateway-Identity included
     decision: str  # the metrics' decision label: "allow" or "public"
+    response_headers: ResponseHeaders = ()  # for the caller: RateLimit-Policy / RateLimit (issue 14)
 
 
 def match_route(policy: Policy, method: str, segments: list[str]) -> Match:
@@ -73,6 +78,7 @@ async def grant(
     """
     route = match.route
     upstream = policy.upstreams[route.upstream]
+    response_headers: ResponseHeaders = ()
     if route.public:
         identity = ANONYMOUS
         decision = "public"
@@ -81,13 +87,15 @@ async def grant(
         identity = await stages.authn.authenticate(credential, route.auth)
         try:
             await stages.authz.authorize(route, identity, match.params)
+            # Counted after authentication and authorization: nobody spends another's budget.
+            response_headers = await stages.limits.check(identity, route)
         except GatewayError:
             count(stages, identity, route, allowed=False)
             raise
         count(stages, identity, route, allowed=True)
         decision = "allow"
     headers = stages.mutate.headers(identity, route, method, path, upstream.name)
-    return Granted(route, upstream, identity, headers, decision)
+    return Granted(route, upstream, identity, headers, decision, response_headers)
 
 
 def count(stages: Stages, identity: Identity, route: Route, allowed: bool) -> None:

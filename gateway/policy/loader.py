@@ -27,6 +27,7 @@ from gateway.policy.model import (
     parse_template,
 )
 from gateway.policy.table import RouteTable, overlaps
+from gateway.quota import parse_rate_limit
 from gateway.units import parse_duration
 
 _ROUTE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -42,6 +43,7 @@ _ROUTE_KEYS = {
     "scopes",
     "audience",
     "authenticated",
+    "rate_limit",
 }
 _UPSTREAM_KEYS = {
     "url",
@@ -374,6 +376,18 @@ def _route(
             f"{where}: auth: the route must require `permission` + `resource`, `scopes`, or say "
             "`authenticated: true` (or be `auth: none`): no route is open by omission"
         )
+    rate_limit = None
+    if spec.get("rate_limit") is not None:
+        if not auth:
+            problems.append(
+                f"{where}: rate_limit: limits count per authenticated client; an `auth: none` route has none"
+            )
+        else:
+            try:
+                rate_limit = parse_rate_limit(spec["rate_limit"], durations=True)
+            except ValueError as exc:
+                sep = "." if ":" in str(exc) else ": "
+                problems.append(f"{where}: rate_limit{sep}{exc}")
     if len(problems) != before or template is None:
         return None
     return Route(
@@ -388,4 +402,5 @@ def _route(
         scopes=tuple(scopes),
         audience=audience,
         authenticated=authenticated is True,
+        rate_limit=rate_limit,
     )

@@ -8,6 +8,7 @@ from enum import Enum
 
 from gateway.errors import InvalidRequest
 from gateway.paths import check_resource
+from gateway.quota import RateLimit
 
 AUTH_KINDS = ("access_key", "client_jwt", "gateway_jwt", "oidc")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -150,6 +151,7 @@ class Route:
     scopes: tuple[str, ...] = ()
     audience: str | None = None
     authenticated: bool = False
+    rate_limit: RateLimit | None = None  # per client calling the route (issue 14)
 
     @property
     def public(self) -> bool:

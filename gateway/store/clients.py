@@ -7,10 +7,14 @@ import json
 from typing import Any
 
 from gateway.models import Client
+from gateway.quota import parse_rate_limit
 from gateway.store.backend import Cursor
 from gateway.store.base import Missing, StoreBase
 
-_CLIENT_COLUMNS = "client_id, name, description, tenant, scopes, audiences, token_lifetime, disabled, created_at, updated_at"
+_CLIENT_COLUMNS = (
+    "client_id, name, description, tenant, scopes, audiences, token_lifetime, disabled, created_at, updated_at,"
+    " rate_limit"
+)
 
 
 def _client(row: Any) -> Client:
@@ -22,17 +26,22 @@ def _client(row: Any) -> Client:
         scopes=tuple(json.loads(row[4])),
         audiences=tuple(json.loads(row[5])),
         token_lifetime=row[6],
+        rate_limit=None if row[10] is None else parse_rate_limit(json.loads(row[10])),
         disabled=bool(row[7]),
         created_at=row[8],
         updated_at=row[9],
     )
 
 
+def _rate_limit_json(client: Client) -> str | None:
+    return None if client.rate_limit is None else json.dumps(client.rate_limit.as_json())
+
+
 class ClientsMixin(StoreBase):
     @staticmethod
     def _insert_client(cur: Cursor, c: Client) -> None:
         cur.execute(
-            f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO clients ({_CLIENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 c.client_id,
                 c.name,
@@ -44,6 +53,7 @@ class ClientsMixin(StoreBase):
                 int(c.disabled),
                 c.created_at,
                 c.updated_at,
+                _rate_limit_json(c),
             ),
         )
 
@@ -79,6 +89,7 @@ class ClientsMixin(StoreBase):
         with self.backend.write() as cur:
             cur.execute(
                 "UPDATE clients SET name = ?, description = ?, scopes = ?, audiences = ?, token_lifetime = ?,"
+                " rate_limit = ?,"
                 " disabled = ?, updated_at = ? WHERE client_id = ?",
                 (
                     client.name,
@@ -86,6 +97,7 @@ class ClientsMixin(StoreBase):
                     json.dumps(list(client.scopes)),
                     json.dumps(list(client.audiences)),
                     client.token_lifetime,
+                    _rate_limit_json(client),
                     int(client.disabled),
                     client.updated_at,
                     client.client_id,
@@ -103,6 +115,7 @@ class ClientsMixin(StoreBase):
                     "disabled": client.disabled,
                     "scopes": list(client.scopes),
                     "audiences": list(client.audiences),
+                    "rateLimit": None if client.rate_limit is None else client.rate_limit.as_json(),
                 },
             )
             self._change(cur, "client", client.client_id)

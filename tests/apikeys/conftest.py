@@ -32,6 +32,11 @@ routes:
     upstream: api
     permission: documents:read
     resource: /users/{{userId}}/documents/{{docId}}
+  - id: limited
+    match: GET /limited
+    upstream: api
+    authenticated: true
+    rate_limit: {{requests: 3, window: 60s}}
   - id: open
     match: GET /open
     upstream: api
