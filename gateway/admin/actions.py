@@ -137,9 +137,22 @@ class Actions:
         await asyncio.to_thread(self.store.create_client, client, caller.actor)
         return client
 
-    async def list_clients(self, caller: Caller, cursor: str, limit: int) -> tuple[list[Client], str | None]:
+    async def list_clients(
+        self,
+        caller: Caller,
+        cursor: str,
+        limit: int,
+        name_prefix: str | None = None,
+        tenant: str | None = None,
+    ) -> tuple[list[Client], str | None]:
+        """A page of clients, by id; `name_prefix` and `tenant` narrow it (a tenant admin's own
+        tenant always applies: asking for another one finds nothing)."""
         require(caller, "clients", "read")
-        clients = await asyncio.to_thread(self.store.list_clients, caller.tenant, cursor, limit + 1)
+        if caller.tenant is not None and tenant not in (None, caller.tenant):
+            return [], None
+        clients = await asyncio.to_thread(
+            self.store.list_clients, caller.tenant or tenant, cursor, limit + 1, name_prefix
+        )
         more = len(clients) > limit
         clients = clients[:limit]
         return clients, (clients[-1].client_id if more else None)

@@ -26,7 +26,10 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
     async def list_(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         cursor, limit = page_args(request)
-        clients, next_cursor = await actions.list_clients(caller, cursor, limit)
+        query = request.query_params
+        clients, next_cursor = await actions.list_clients(
+            caller, cursor, limit, query.get("name") or None, query.get("tenant") or None
+        )
         return JSONResponse(page("clients", [service.render_client(c) for c in clients], next_cursor))
 
     async def get(request: Request) -> Response:

@@ -8,11 +8,13 @@ Modules that import prometheus_client are imported inside the commands that need
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import identity, policy, serve, token
+from gateway.cli import completion, identity, policy, serve, token
 from gateway.cli.common import CommandError
 from gateway.errors import ConfigError
 
@@ -21,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Machine-to-machine authentication gateway.")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, identity, policy, token):
+    for module in (serve, identity, policy, token, completion):
         module.register(commands)
     return parser
 
@@ -30,9 +32,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below
         return code
     except (ConfigError, CommandError) as exc:
+        status = 2 if isinstance(exc, ConfigError) else 1
+        if getattr(args, "json", False):
+            error = "config_error" if isinstance(exc, ConfigError) else exc.code
+            print(json.dumps({"error": error, "message": str(exc)}))
         print(f"gateway: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `gateway clients list --json | head -1`: the reader left. No traceback; and Python
+        # must not try to flush stdout again at exit (the docs' recipe for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it

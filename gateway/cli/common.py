@@ -16,7 +16,12 @@ ACTOR = "cli"
 
 
 class CommandError(Exception):
-    """A command failed for a reason worth one line on stderr."""
+    """A command failed for a reason worth one line on stderr (with --json, a JSON object on
+    stdout: `{"error": code, "message": ...}`)."""
+
+    def __init__(self, message: str, code: str = "failed") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def add_common(parser: argparse.ArgumentParser, config_default: str | None = None) -> None:
@@ -51,11 +56,11 @@ def open_initialized_store(config: Config) -> Store:
 def store_errors(exc: Exception) -> CommandError:
     """Translate store and validation errors into one-line messages."""
     if isinstance(exc, Missing):
-        return CommandError(f"not found: {exc}")
+        return CommandError(f"not found: {exc}", "not_found")
     if isinstance(exc, Conflict):
-        return CommandError(str(exc))
+        return CommandError(str(exc), "conflict")
     if isinstance(exc, GatewayError):
-        return CommandError(exc.description)
+        return CommandError(exc.description, exc.error)
     if isinstance(exc, StoreError):
-        return CommandError(f"store: {exc}")
+        return CommandError(f"store: {exc}", "store_unavailable")
     raise exc

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from gateway.cli import vault
+from gateway.cli import manage, vault
 from gateway.cli.common import (
     ACTOR,
     CommandError,
@@ -18,7 +18,7 @@ from gateway.cli.common import (
     store_errors,
 )
 from gateway.config import Config
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.identity import service
 from gateway.store import Conflict, Missing, Store, StoreError
 
@@ -51,6 +51,7 @@ def register(commands: Any) -> None:
     _roles(commands)
     _records(commands)
     vault.register(commands, _group, _command)
+    manage.register(commands, _group, _command)
 
 
 def _group(commands: Any, name: str, help: str) -> Any:
@@ -185,6 +186,7 @@ def _clients(commands: Any) -> None:
     create.add_argument("--with-key", action="store_true", help="also create an access key and print it once")
     _command(sub, "list", "list service clients", _client_list).add_argument("--tenant")
     _command(sub, "delete", "delete a service client and its keys", _client_delete).add_argument("client_id")
+    manage.client_commands(sub, _command)
 
 
 def _client_create(args: argparse.Namespace, store: Store, config: Config) -> int:
@@ -239,10 +241,10 @@ def _client_delete(args: argparse.Namespace, store: Store, config: Config) -> in
 
 def _keys(commands: Any) -> None:
     sub = _group(commands, "keys", "manage access keys")
-    _command(sub, "create", "create an access key (printed once)", _key_create).add_argument(
-        "--client", required=True
-    )
-    _command(sub, "list", "list a client's active access keys", _key_list).add_argument(
+    create = _command(sub, "create", "create an access key (printed once)", _key_create)
+    create.add_argument("--client", required=True)
+    manage.add_expiry(create)
+    _command(sub, "list", "list a client's access keys (expired ones marked)", _key_list).add_argument(
         "--client", required=True
     )
     revoke = _command(sub, "revoke", "revoke an access key", _key_revoke)
@@ -260,16 +262,17 @@ def _keys(commands: Any) -> None:
 
 def _secrets(commands: Any) -> None:
     sub = _group(commands, "secrets", "manage client secrets (for client_secret_basic/post)")
-    _command(sub, "create", "create a client secret (printed once)", _secret_create).add_argument(
-        "--client", required=True
-    )
+    create = _command(sub, "create", "create a client secret (printed once)", _secret_create)
+    create.add_argument("--client", required=True)
+    manage.add_expiry(create)
+    manage.secret_commands(sub, _command)
     revoke = _command(sub, "revoke", "revoke a client secret", _secret_revoke)
     revoke.add_argument("--client", required=True)
     revoke.add_argument("secret_id")
 
 
 def _secret_create(args: argparse.Namespace, store: Store, config: Config) -> int:
-    secret, shown_once = service.new_client_secret(args.client)
+    secret, shown_once = service.new_client_secret(args.client, manage.expiry_of(args))
     store.create_client_secret(secret, ACTOR)
     output(
         args,
@@ -311,11 +314,16 @@ def _rotate_signing(args: argparse.Namespace, store: Store, config: Config) -> i
 
 
 def _key_create(args: argparse.Namespace, store: Store, config: Config) -> int:
-    key, access_key = service.new_access_key(args.client, config.account_id)
+    key, access_key = service.new_access_key(args.client, config.account_id, manage.expiry_of(args))
     store.create_access_key(key, ACTOR)
     output(
         args,
-        {"clientId": key.client_id, "keyId": key.key_id, "accessKey": access_key},
+        {
+            "clientId": key.client_id,
+            "keyId": key.key_id,
+            "accessKey": access_key,
+            "expiresAt": key.expires_at,
+        },
         f"access key {key.key_id} for {key.client_id}, shown this once:\n\n  {access_key}\n",
     )
     return 0
@@ -324,11 +332,11 @@ def _key_create(args: argparse.Namespace, store: Store, config: Config) -> int:
 def _key_list(args: argparse.Namespace, store: Store, config: Config) -> int:
     if store.get_client(args.client) is None:
         raise Missing(args.client)
-    keys = store.list_access_keys(args.client)
+    keys = store.list_access_keys(args.client, with_expired=True)
     output(
         args,
         {"accessKeys": [service.render_key(k) for k in keys]},
-        "\n".join(f"{k.key_id}  created {k.created_at}" for k in keys) or "no active keys",
+        "\n".join(manage.describe_key(k) for k in keys) or "no keys",
     )
     return 0
 
@@ -407,7 +415,13 @@ def _record_put(args: argparse.Namespace, store: Store, config: Config) -> int:
         "users": [{"userId": u} for u in args.user],
         "statements": [{"roles": args.role, "resources": [{"resourceUri": r} for r in args.resource]}],
     }
-    record = store.put_record(service.record_from(body, args.record_id, ACTOR), ACTOR)
+    record = service.record_from(body, args.record_id, ACTOR)
+    # The admin API refuses a role that does not exist (admin.actions.may_confer_record); so does this.
+    known = store.get_roles(args.role)
+    missing = [r for r in args.role if r not in known]
+    if missing:
+        raise InvalidRequest(f"statements[0].roles: no role {missing[0]}")
+    record = store.put_record(record, ACTOR)
     output(
         args,
         service.render_record(record),

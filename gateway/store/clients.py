@@ -73,11 +73,17 @@ class ClientsMixin(StoreBase):
             ).fetchone()
         return None if row is None else _client(row)
 
-    def list_clients(self, tenant: str | None = None, after: str = "", limit: int = 100) -> list[Client]:
-        where, params = "client_id > ?", [after]
+    def list_clients(
+        self, tenant: str | None = None, after: str = "", limit: int = 100, name_prefix: str | None = None
+    ) -> list[Client]:
+        where = "client_id > ?"
+        params: list[object] = [after]
         if tenant is not None:
             where += " AND tenant = ?"
             params.append(tenant)
+        if name_prefix:  # substr, not LIKE: no wildcard in a name can widen the search
+            where += " AND substr(name, 1, ?) = ?"
+            params += [len(name_prefix), name_prefix]
         with self.backend.read() as cur:
             rows = cur.execute(
                 f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE {where} ORDER BY client_id LIMIT ?",
