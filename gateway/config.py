@@ -692,6 +692,8 @@ def _identities(r: _Reader, raw: object) -> tuple[dict[str, Any], ...]:
         else:
             entries.append(item)
     return tuple(entries)
+
+
 _CONNECTION_KEYS = {
     "connection_id": "connectionId",
     "name": "name",

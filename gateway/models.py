@@ -186,7 +186,6 @@ class Identity:
     # The trusted identity entry an `oidc` credential matched (contract §5).
     identity_id: str | None = None
 
-
     @classmethod
     def of_client(cls, client: Client, method: str, credential_id: str | None = None) -> Identity:
         """The identity a client's own credential (access key, client JWT) proves."""

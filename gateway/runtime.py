@@ -109,7 +109,9 @@ def configured_identities(config: Config) -> tuple[TrustedIdentity, ...]:
             problems.append(f"{config.source}: identities[{i}].{field}: {why}")
             continue
         if entry.identity_id in entries:
-            problems.append(f"{config.source}: identities[{i}].identityId: {entry.identity_id} is given twice")
+            problems.append(
+                f"{config.source}: identities[{i}].identityId: {entry.identity_id} is given twice"
+            )
         entries[entry.identity_id] = entry
     if problems:
         raise ConfigError("\n".join(problems))

@@ -43,7 +43,9 @@ class IdentityActions:
 
     # --- reads ------------------------------------------------------------------------------
 
-    async def list(self, caller: Caller, cursor: str = "", limit: int = 20) -> tuple[list[TrustedIdentity], str | None]:
+    async def list(
+        self, caller: Caller, cursor: str = "", limit: int = 20
+    ) -> tuple[list[TrustedIdentity], str | None]:
         """One page by id, after `cursor`; the next cursor when there is more."""
         require(caller, "identities", "read")
         stored = await asyncio.to_thread(self.store.list_trusted_identities, cursor, limit + 1, caller.tenant)
@@ -110,7 +112,9 @@ class IdentityActions:
     @staticmethod
     def _writable(entry: TrustedIdentity) -> None:
         if entry.source == "config":
-            raise ConflictError(f"identity {entry.identity_id} is defined in the config file; change it there")
+            raise ConflictError(
+                f"identity {entry.identity_id} is defined in the config file; change it there"
+            )
 
     async def _client_in_tenant(self, client_id: str, tenant: str) -> bool:
         client = await self.directory.client(client_id)
@@ -151,4 +155,3 @@ class IdentityActions:
             raise InvalidRequest("preferredAudience: must be one of the token's audiences")
         linked = {k: v for k, v in body.items() if k not in ("jwt", "preferredAudience")}
         return {**linked, "issuer": issuer, "audience": preferred, "conditions": {"sub": claims["sub"]}}
-

@@ -419,11 +419,51 @@ for plural, item in (
 
 # Trusted identities (contract §5).
 _OPERATIONS += [
-    ("post", "/v1/identities", "Trust an external identity (or link one from a token: {jwt, preferredAudience, clientId})", "gateway:identities:write", "IdentityInput", 201, "Identity"),
-    ("get", "/v1/identities", "List trusted identities", "gateway:identities:read", None, 200, "IdentityList"),
-    ("get", "/v1/identities/{identityId}", "Get a trusted identity", "gateway:identities:read", None, 200, "Identity"),
-    ("put", "/v1/identities/{identityId}", "Replace a trusted identity", "gateway:identities:write", "IdentityInput", 200, "Identity"),
-    ("delete", "/v1/identities/{identityId}", "Stop trusting an identity (its exchanged tokens end too)", "gateway:identities:write", None, 204, None),
+    (
+        "post",
+        "/v1/identities",
+        "Trust an external identity (or link one from a token: {jwt, preferredAudience, clientId})",
+        "gateway:identities:write",
+        "IdentityInput",
+        201,
+        "Identity",
+    ),
+    (
+        "get",
+        "/v1/identities",
+        "List trusted identities",
+        "gateway:identities:read",
+        None,
+        200,
+        "IdentityList",
+    ),
+    (
+        "get",
+        "/v1/identities/{identityId}",
+        "Get a trusted identity",
+        "gateway:identities:read",
+        None,
+        200,
+        "Identity",
+    ),
+    (
+        "put",
+        "/v1/identities/{identityId}",
+        "Replace a trusted identity",
+        "gateway:identities:write",
+        "IdentityInput",
+        200,
+        "Identity",
+    ),
+    (
+        "delete",
+        "/v1/identities/{identityId}",
+        "Stop trusting an identity (its exchanged tokens end too)",
+        "gateway:identities:write",
+        None,
+        204,
+        None,
+    ),
 ]
 _IDENTITY_FIELDS: dict[str, Any] = {
     "identityId": _S,
@@ -440,7 +480,12 @@ _SCHEMAS["IdentityInput"] = {
 }
 _SCHEMAS["Identity"] = {
     "type": "object",
-    "properties": {**_IDENTITY_FIELDS, "source": {"type": "string", "enum": ["api", "config"]}, "createdTime": _S, "lastUpdated": _S},
+    "properties": {
+        **_IDENTITY_FIELDS,
+        "source": {"type": "string", "enum": ["api", "config"]},
+        "createdTime": _S,
+        "lastUpdated": _S,
+    },
 }
 _SCHEMAS["IdentityList"] = {
     "type": "object",

@@ -110,7 +110,9 @@ async def _explain(args: argparse.Namespace) -> int:
     result["route"] = route.id
     lines.append(f"  route    {route.id} ({route.match} in {route.source})")
     if route.public:
-        return decided("allow", 200, "public route (auth: none)", "  decision allow: public route (auth: none)")
+        return decided(
+            "allow", 200, "public route (auth: none)", "  decision allow: public route (auth: none)"
+        )
     store = open_initialized_store(config)
     try:
         directory = Directory(store)

@@ -204,6 +204,7 @@ class Directory:
         return ClientKeys(
             tuple(self.store.list_access_keys(client_id)), tuple(self.store.list_public_keys(client_id))
         )
+
     async def trusted(self) -> TrustedIndex:
         """The index of trusted identities, reloaded first when it may be stale."""
         if self._trusted_stale:
@@ -213,7 +214,9 @@ class Directory:
     async def _reload_trusted(self) -> None:
         stored = await asyncio.to_thread(self.store.list_trusted_identities)
         configured = {e.identity_id for e in self._configured_identities}
-        index = TrustedIndex([*self._configured_identities, *(e for e in stored if e.identity_id not in configured)])
+        index = TrustedIndex(
+            [*self._configured_identities, *(e for e in stored if e.identity_id not in configured)]
+        )
         self._trusted, self._trusted_stale = index, False
         for callback in self.on_trusted_change:
             callback(index)

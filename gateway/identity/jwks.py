@@ -99,7 +99,11 @@ def parse_jwks(body: bytes, max_keys: int) -> tuple[VerificationKey, ...]:
         name = {"RSA": "RS256", "EC": "ES256" if crv == "P-256" else None}.get(str(kty))
         if kty == "OKP" and crv == "Ed25519":
             name = "EdDSA"
-        if name is None or (kid is not None and not isinstance(kid, str)) or (alg is not None and not isinstance(alg, str)):
+        if (
+            name is None
+            or (kid is not None and not isinstance(kid, str))
+            or (alg is not None and not isinstance(alg, str))
+        ):
             continue
         public = {k: v for k, v in raw.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth")}
         try:
@@ -166,7 +170,9 @@ class JwksFetcher:
 
     # --- the one question the verifier asks ----------------------------------------------------
 
-    async def key(self, issuer: str, kid: str | None, alg: str, jwks_uri: str | None = None) -> VerificationKey:
+    async def key(
+        self, issuer: str, kid: str | None, alg: str, jwks_uri: str | None = None
+    ) -> VerificationKey:
         """The issuer's key for `kid` and `alg`, or InvalidToken. Answers from memory when it can."""
         source = self._source(issuer, jwks_uri)
         now = self.clock()

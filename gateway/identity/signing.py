@@ -113,7 +113,17 @@ class IdentityHeaders:
         ring = self.holder.ring
         # The subject is part of the key: an `oidc` caller's subject is the external `sub`, and
         # several workloads may map to one client.
-        key = (identity.client_id, identity.subject, identity.identity_id, identity.method, route, method, path, upstream, ring.current.kid)
+        key = (
+            identity.client_id,
+            identity.subject,
+            identity.identity_id,
+            identity.method,
+            route,
+            method,
+            path,
+            upstream,
+            ring.current.kid,
+        )
         token = self._cache.get(key)
         if token is None:
             now = int(time.time())

@@ -80,7 +80,9 @@ def compile_condition(pattern: str) -> re.Pattern[str] | None:
     segment (one character or more, never a separator)."""
     if "*" not in pattern:
         return None
-    return re.compile("".join("[^:/]+" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)))
+    return re.compile(
+        "".join("[^:/]+" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern))
+    )
 
 
 def _wildcard_only(pattern: str) -> bool:
@@ -247,12 +249,16 @@ class TrustedIndex:
         uris = sorted((c.entry.identity_id, c.entry.jwks_uri) for c in self._by_issuer.get(issuer, ()))
         return next((uri for _, uri in uris if uri), None)
 
-    def match(self, issuer: str, audiences: Iterable[str], claims: Mapping[str, Any]) -> TrustedIdentity | None:
+    def match(
+        self, issuer: str, audiences: Iterable[str], claims: Mapping[str, Any]
+    ) -> TrustedIdentity | None:
         """The entry (lowest id first, so the answer is stable) whose audience is one of the
         token's and whose conditions all hold; None when no entry matches."""
         wanted = set(audiences)
         found = [
-            c.entry for c in self._by_issuer.get(issuer, ()) if c.entry.audience in wanted and c.matches(claims)
+            c.entry
+            for c in self._by_issuer.get(issuer, ())
+            if c.entry.audience in wanted and c.matches(claims)
         ]
         return min(found, key=lambda e: e.identity_id) if found else None
 

@@ -377,5 +377,9 @@ def routes(runtime: Runtime) -> list[Route]:
         Route(f"{base}/.well-known/oauth-authorization-server", discovery, methods=["GET"]),
         # RFC 8414 §3.1: for an issuer with a path, the metadata URL inserts `/.well-known/...`
         # between the host and the path.
-        *([Route(f"/.well-known/oauth-authorization-server{base}", discovery, methods=["GET"])] if base else []),
+        *(
+            [Route(f"/.well-known/oauth-authorization-server{base}", discovery, methods=["GET"])]
+            if base
+            else []
+        ),
     ]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.background import every
-from gateway.crypto import Sealer
+from gateway.crypto import Sealer, SealError
 from gateway.errors import (
     AccessDenied,
     GatewayError,
@@ -42,6 +42,7 @@ from gateway.errors import (
     NotFound,
     ProviderUnavailable,
     ReauthorizationRequired,
+    ServerError,
 )
 from gateway.identity.grants import GrantSet
 from gateway.metrics import VAULT_REFRESH
@@ -200,9 +201,15 @@ class Vault:
                 )
             return value
         if connection.sealed_secret is not None:
-            return self.sealer.open(
-                connection.sealed_secret, binding(CONNECTION_SECRET, connection.connection_id)
-            ).decode()
+            try:
+                return self.sealer.open(
+                    connection.sealed_secret, binding(CONNECTION_SECRET, connection.connection_id)
+                ).decode()
+            except SealError as exc:
+                log.error("connection %s: its client secret does not open: %s", connection.connection_id, exc)
+                raise ServerError(
+                    "the connection's client secret cannot be opened; the gateway's log says why"
+                ) from None
         return None
 
     # --- permission -------------------------------------------------------------------------
@@ -228,7 +235,13 @@ class Vault:
         return self.sealer.seal(value.encode(), binding(purpose, *entry_key))
 
     def _open(self, purpose: str, entry_key: tuple[str, str], sealed: str) -> str:
-        return self.sealer.open(sealed, binding(purpose, *entry_key)).decode()
+        try:
+            return self.sealer.open(sealed, binding(purpose, *entry_key)).decode()
+        except SealError as exc:
+            # A row copied from another user, tampered with, or sealed under a master key that
+            # is no longer configured: refused, never answered with something else's token.
+            log.error("connection %s, user %s: the stored credential does not open: %s", *entry_key, exc)
+            raise ServerError("the stored credential cannot be opened; the gateway's log says why") from None
 
     def _entry(
         self, key: tuple[str, str], refresh: str, answer: TokenAnswer | None, state: str = ACTIVE

@@ -60,7 +60,9 @@ def test_an_ambiguous_user_id_is_a_400(gateway: Gateway, user: str) -> None:
     assert response.status_code == 400, (user, response.text)
     assert "userId" in response.json()["error_description"]
     role = admin.create_role(["documents:read"])
-    response = admin.post("/v1/records", json=record_body([user], [role], ["/users/u1"], f"rec-u-{len(user)}"))
+    response = admin.post(
+        "/v1/records", json=record_body([user], [role], ["/users/u1"], f"rec-u-{len(user)}")
+    )
     assert response.status_code == 400, (user, response.text)
     assert "users[0].userId" in response.json()["error_description"]
 
@@ -70,7 +72,9 @@ def test_records_refuse_ambiguous_resource_uris(gateway: Gateway) -> None:
     role = admin.create_role(["documents:read"])
     client_id, _ = admin.new_client_with_key()
     for i, resource in enumerate(AMBIGUOUS):
-        response = admin.post("/v1/records", json=record_body([client_id], [role], [resource], f"rec-amb-{i}"))
+        response = admin.post(
+            "/v1/records", json=record_body([client_id], [role], [resource], f"rec-amb-{i}")
+        )
         assert response.status_code == 400, (resource, response.text)
         assert "statements[0].resources[0].resourceUri" in response.json()["error_description"], response.text
     assert admin.get("/v1/records/rec-amb-0").status_code == 404  # nothing stored
@@ -79,7 +83,9 @@ def test_records_refuse_ambiguous_resource_uris(gateway: Gateway) -> None:
 @pytest.mark.parametrize(
     "resource", ["/users/{userId}/../admin", "/users//{userId}", "/users/{userId}/./x", "/users/{userId}/"]
 )
-def test_policy_check_refuses_an_ambiguous_resource_template(gateway: Gateway, tmp_path: Path, resource: str) -> None:
+def test_policy_check_refuses_an_ambiguous_resource_template(
+    gateway: Gateway, tmp_path: Path, resource: str
+) -> None:
     policy = tmp_path / "routes.yaml"
     policy.write_text(
         "upstreams:\n  u:\n    url: http://127.0.0.1:9\nroutes:\n"

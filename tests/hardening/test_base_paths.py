@@ -20,7 +20,9 @@ from tests.support.processes import http_client
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    made = new_gateway(tmp_path_factory.mktemp("paths"), None, [policy_file], public_path="/auth", admin_path="/admin")
+    made = new_gateway(
+        tmp_path_factory.mktemp("paths"), None, [policy_file], public_path="/auth", admin_path="/admin"
+    )
     made.init()
     made.start()
     try:
@@ -42,7 +44,9 @@ def test_the_authorization_check_works_under_the_admin_path(gw: Gateway) -> None
     assert check("/users/u2/documents/1") == 404
     # The API lives under the path only: the same check at the root is no endpoint of ours.
     with http_client() as http:
-        root = http.get(f"{gw.admin_url}/v1/users/{client_id}/resources/%2Fusers%2Fu1/permissions/documents:read")
+        root = http.get(
+            f"{gw.admin_url}/v1/users/{client_id}/resources/%2Fusers%2Fu1/permissions/documents:read"
+        )
     assert root.status_code == 404
 
 

@@ -38,7 +38,14 @@ def _sign(private: ed25519.Ed25519PrivateKey, header: dict[str, Any], claims: di
 
 def _assertion_claims(gw: Gateway, client_id: str) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": client_id, "sub": client_id, "aud": gw.public_url, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
+    return {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": gw.public_url,
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
 
 
 def test_metadata_lists_ed25519(gateway: Gateway) -> None:
@@ -68,7 +75,9 @@ def test_private_key_jwt_signed_as_ed25519(gateway: Gateway) -> None:
         # Bound to the key type: an RSA key registered for the client does not verify "Ed25519".
         rsa = rsa_key()
         rsa_id = admin.add_public_key(client_id, jwk=rsa.public_jwk())["keyId"]
-        forged = unsigned_jwt({"alg": "Ed25519", "kid": rsa_id}, _assertion_claims(gateway, client_id), b"x" * 64)
+        forged = unsigned_jwt(
+            {"alg": "Ed25519", "kid": rsa_id}, _assertion_claims(gateway, client_id), b"x" * 64
+        )
         assert_oauth_error(http.post(gateway.token_url, data=assertion_form(forged)), 401, "invalid_client")
 
 

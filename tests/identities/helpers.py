@@ -21,10 +21,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def trust(admin: Api, client_id: str, issuer: str, audience: str, conditions: dict[str, str], **more: Any) -> dict[str, Any]:
+def trust(
+    admin: Api, client_id: str, issuer: str, audience: str, conditions: dict[str, str], **more: Any
+) -> dict[str, Any]:
     response = admin.post(
         "/v1/identities",
-        json={"issuer": issuer, "audience": audience, "conditions": conditions, "clientId": client_id, **more},
+        json={
+            "issuer": issuer,
+            "audience": audience,
+            "conditions": conditions,
+            "clientId": client_id,
+            **more,
+        },
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
@@ -32,16 +40,24 @@ def trust(admin: Api, client_id: str, issuer: str, audience: str, conditions: di
 
 def grant(admin: Api, client_id: str, action: str, resource: str) -> None:
     role = unique("role")
-    response = admin.put(f"/v1/roles/{role}", json={"name": role, "permissions": [{"action": action, "allow": True}]})
+    response = admin.put(
+        f"/v1/roles/{role}", json={"name": role, "permissions": [{"action": action, "allow": True}]}
+    )
     assert response.status_code in (200, 201), response.text
     response = admin.post(
         "/v1/records",
-        json={"name": role, "users": [{"userId": client_id}], "statements": [{"roles": [role], "resources": [{"resourceUri": resource}]}]},
+        json={
+            "name": role,
+            "users": [{"userId": client_id}],
+            "statements": [{"roles": [role], "resources": [{"resourceUri": resource}]}],
+        },
     )
     assert response.status_code == 201, response.text
 
 
-def proxy(gw: Gateway, path: str, token: str | None, http: httpx.Client | None = None, **headers: str) -> httpx.Response:
+def proxy(
+    gw: Gateway, path: str, token: str | None, http: httpx.Client | None = None, **headers: str
+) -> httpx.Response:
     sent = {**({"Authorization": f"Bearer {token}"} if token is not None else {}), **headers}
     if http is not None:
         return http.get(gw.public_url + path, headers=sent)
@@ -53,7 +69,12 @@ def exchange(gw: Gateway, subject_token: str, **params: str) -> httpx.Response:
     with http_client() as client:
         return client.post(
             gw.token_url,
-            data={"grant_type": EXCHANGE, "subject_token": subject_token, "subject_token_type": JWT_TYPE, **params},
+            data={
+                "grant_type": EXCHANGE,
+                "subject_token": subject_token,
+                "subject_token_type": JWT_TYPE,
+                **params,
+            },
         )
 
 

@@ -42,7 +42,9 @@ def test_lifecycle_with_github_preset(admin: Api) -> None:
 
     audit = admin.get("/v1/audit").json()
     actions = [(e["action"], e["target"]) for e in audit.get("records", audit.get("auditEntries", []))]
-    assert ("identity.update", f"/gateway{path[3:]}") in actions or any(a == "identity.update" for a, _ in actions)
+    assert ("identity.update", f"/gateway{path[3:]}") in actions or any(
+        a == "identity.update" for a, _ in actions
+    )
 
     assert admin.delete(path).status_code == 204
     assert admin.get(path).status_code == 404
@@ -54,9 +56,14 @@ def test_list_pages(admin: Api) -> None:
     client = admin.create_client(unique("ci"))["clientId"]
     prefix = unique("page")
     ids = [
-        trust(admin, client, GITHUB, "aud", {"sub": f"repo:acme/r{i}:ref:refs/heads/main"}, identityId=f"{prefix}-{i}")[
-            "identityId"
-        ]
+        trust(
+            admin,
+            client,
+            GITHUB,
+            "aud",
+            {"sub": f"repo:acme/r{i}:ref:refs/heads/main"},
+            identityId=f"{prefix}-{i}",
+        )["identityId"]
         for i in range(3)
     ]
     seen: list[str] = []
@@ -64,12 +71,27 @@ def test_list_pages(admin: Api) -> None:
     for _ in range(5):
         body = admin.get("/v1/identities", params={"limit": 2, "cursor": cursor}).json()
         seen += [e["identityId"] for e in body["identities"] if e["identityId"].startswith(prefix)]
-        if body["pagination"]["next"] is None or not seen or not body["identities"][-1]["identityId"].startswith(prefix):
+        if (
+            body["pagination"]["next"] is None
+            or not seen
+            or not body["identities"][-1]["identityId"].startswith(prefix)
+        ):
             break
         cursor = body["pagination"]["next"]["cursor"]
     assert seen == ids
-    assert admin.post("/v1/identities", json={"identityId": ids[0], "issuer": GITHUB, "audience": "a",
-                                              "conditions": {"sub": "repo:x/y:ref:z"}, "clientId": client}).status_code == 409
+    assert (
+        admin.post(
+            "/v1/identities",
+            json={
+                "identityId": ids[0],
+                "issuer": GITHUB,
+                "audience": "a",
+                "conditions": {"sub": "repo:x/y:ref:z"},
+                "clientId": client,
+            },
+        ).status_code
+        == 409
+    )
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
@@ -94,8 +116,13 @@ BAD: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("change", "field"), BAD, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD)])
 def test_validation(admin: Api, change: dict[str, Any], field: str) -> None:
     client = admin.create_client(unique("ci"))["clientId"]
-    body = {"preset": "github-actions", "audience": "aud", "conditions": {"sub": "repo:acme/deploy:ref:refs/heads/main"},
-            "clientId": client, **change}
+    body = {
+        "preset": "github-actions",
+        "audience": "aud",
+        "conditions": {"sub": "repo:acme/deploy:ref:refs/heads/main"},
+        "clientId": client,
+        **change,
+    }
     body = {k: v for k, v in body.items() if v is not None or k == "conditions"}
     if change.get("conditions", 0) is None:
         del body["conditions"]
@@ -107,19 +134,35 @@ def test_validation(admin: Api, change: dict[str, Any], field: str) -> None:
 
 def test_kubernetes_preset_needs_issuer_and_generic_needs_sub(admin: Api, issuer: Issuer) -> None:
     client = admin.create_client(unique("k8s"))["clientId"]
-    no_issuer = admin.post("/v1/identities", json={"preset": "kubernetes", "audience": "a", "clientId": client,
-                                                   "conditions": {"sub": "system:serviceaccount:ns:sa"}})
+    no_issuer = admin.post(
+        "/v1/identities",
+        json={
+            "preset": "kubernetes",
+            "audience": "a",
+            "clientId": client,
+            "conditions": {"sub": "system:serviceaccount:ns:sa"},
+        },
+    )
     assert no_issuer.status_code == 400 and no_issuer.json()["error_description"].startswith("issuer:")
-    generic = admin.post("/v1/identities", json={"issuer": issuer.url, "audience": "a", "clientId": client,
-                                                 "conditions": {"repository": "acme/deploy"}})
+    generic = admin.post(
+        "/v1/identities",
+        json={
+            "issuer": issuer.url,
+            "audience": "a",
+            "clientId": client,
+            "conditions": {"repository": "acme/deploy"},
+        },
+    )
     assert generic.status_code == 400 and "sub" in generic.json()["error_description"]
 
 
 def test_own_issuer_refused(admin: Api, gw: Gateway) -> None:
     client = admin.create_client(unique("own"))["clientId"]
     for issuer in (gw.public_url, f"{gw.admin_url}/v1/clients/{client}"):
-        response = admin.post("/v1/identities", json={"issuer": issuer, "audience": "a", "clientId": client,
-                                                      "conditions": {"sub": client}})
+        response = admin.post(
+            "/v1/identities",
+            json={"issuer": issuer, "audience": "a", "clientId": client, "conditions": {"sub": client}},
+        )
         assert response.status_code == 400 and response.json()["error_description"].startswith("issuer:")
 
 
@@ -127,11 +170,15 @@ def test_permissions_and_tenants(gw: Gateway, admin: Api) -> None:
     # A client with no gateway: permission is refused; one with identities:read only reads.
     reader, reader_key = admin.new_client_with_key(name=unique("reader"))
     client = admin.create_client(unique("ci"))["clientId"]
-    entry = trust(admin, client, GITHUB, "aud", {"sub": "repo:acme/x:ref:refs/heads/main"}, preset="github-actions")
+    entry = trust(
+        admin, client, GITHUB, "aud", {"sub": "repo:acme/x:ref:refs/heads/main"}, preset="github-actions"
+    )
     as_reader = gw.admin(reader_key)
     assert as_reader.get("/v1/identities").status_code == 403
     grant(admin, reader, "gateway:identities:read", "/gateway/identities")
-    within(1.5, lambda: as_reader.get(f"/v1/identities/{entry['identityId']}").status_code == 200, "the grant")
+    within(
+        1.5, lambda: as_reader.get(f"/v1/identities/{entry['identityId']}").status_code == 200, "the grant"
+    )
     assert as_reader.delete(f"/v1/identities/{entry['identityId']}").status_code == 403
 
     # A tenant admin sees only its tenant's entries and names only its tenant's clients.
@@ -141,13 +188,29 @@ def test_permissions_and_tenants(gw: Gateway, admin: Api) -> None:
     within(1.5, lambda: gw.admin(boss_key).get("/v1/identities").status_code == 200, "the grant")
     mine = admin.create_client(unique("mine"), tenant=tenant)["clientId"]
     as_boss = gw.admin(boss_key)
-    own = as_boss.post("/v1/identities", json={"preset": "github-actions", "audience": "aud", "clientId": mine,
-                                               "conditions": {"sub": "repo:acme/t:ref:refs/heads/main"}})
+    own = as_boss.post(
+        "/v1/identities",
+        json={
+            "preset": "github-actions",
+            "audience": "aud",
+            "clientId": mine,
+            "conditions": {"sub": "repo:acme/t:ref:refs/heads/main"},
+        },
+    )
     assert own.status_code == 201, own.text
-    foreign = as_boss.post("/v1/identities", json={"preset": "github-actions", "audience": "aud", "clientId": client,
-                                                   "conditions": {"sub": "repo:acme/t:ref:refs/heads/main"}})
+    foreign = as_boss.post(
+        "/v1/identities",
+        json={
+            "preset": "github-actions",
+            "audience": "aud",
+            "clientId": client,
+            "conditions": {"sub": "repo:acme/t:ref:refs/heads/main"},
+        },
+    )
     assert foreign.status_code == 400 and foreign.json()["error_description"].startswith("clientId:")
-    listed = [e["identityId"] for e in as_boss.get("/v1/identities", params={"limit": 100}).json()["identities"]]
+    listed = [
+        e["identityId"] for e in as_boss.get("/v1/identities", params={"limit": 100}).json()["identities"]
+    ]
     assert listed == [own.json()["identityId"]]
     assert as_boss.get(f"/v1/identities/{entry['identityId']}").status_code == 404
     assert as_boss.delete(f"/v1/identities/{entry['identityId']}").status_code == 404

@@ -29,16 +29,28 @@ def github(gw: Gateway, issuer: Issuer) -> dict[str, Any]:
     api = gw.admin()
     client = api.create_client(unique("deploy"), scopes=["deploy"])["clientId"]
     audience = f"https://{unique('aud')}.example"
-    entry = trust(api, client, issuer.url, audience, {"sub": "repo:acme/deploy:ref:refs/heads/main"}, preset="github-actions")
+    entry = trust(
+        api,
+        client,
+        issuer.url,
+        audience,
+        {"sub": "repo:acme/deploy:ref:refs/heads/main"},
+        preset="github-actions",
+    )
     grant(api, client, "documents:read", "/users/1")
     return {"client": client, "audience": audience, "entry": entry}
 
 
-def test_github_token_passes_as_the_mapped_client(gw: Gateway, issuer: Issuer, github: dict[str, Any], recorder: Upstream) -> None:
+def test_github_token_passes_as_the_mapped_client(
+    gw: Gateway, issuer: Issuer, github: dict[str, Any], recorder: Upstream
+) -> None:
     token = issuer.github(github["audience"])
     mark = new_mark()
-    response = within(1.5, lambda: (r := proxy(gw, "/v1/users/1/documents/2", token, **{MARK: mark})).status_code == 200 and r,
-                      "the grant")
+    response = within(
+        1.5,
+        lambda: (r := proxy(gw, "/v1/users/1/documents/2", token, **{MARK: mark})).status_code == 200 and r,
+        "the grant",
+    )
     assert response.status_code == 200
     seen = recorder.marked(mark)[-1]
     assert headers_named(seen, "x-gateway-auth-method") == ["oidc"]
@@ -48,14 +60,29 @@ def test_github_token_passes_as_the_mapped_client(gw: Gateway, issuer: Issuer, g
     assert headers_named(seen, "x-gateway-scopes") == ["deploy"]
     assert headers_named(seen, "authorization") == []  # the external token is not forwarded
     identity = jwt.decode(headers_named(seen, "x-gateway-identity")[0], options={"verify_signature": False})
-    assert identity["sub"] == "repo:acme/deploy:ref:refs/heads/main" and identity["client_id"] == github["client"]
+    assert (
+        identity["sub"] == "repo:acme/deploy:ref:refs/heads/main"
+        and identity["client_id"] == github["client"]
+    )
     # Its grants, not more: /users/2 is not granted.
     assert proxy(gw, "/v1/users/2/documents/2", token).status_code == 403
 
 
-def _forged(issuer: Issuer, audience: str, header: dict[str, Any], claims: dict[str, Any], key: Any, alg: str) -> str:
-    return jwt.encode({"iss": issuer.url, "aud": audience, "sub": "repo:acme/deploy:ref:refs/heads/main",
-                       "exp": int(time.time()) + 300, **claims}, key, algorithm=alg, headers=header)
+def _forged(
+    issuer: Issuer, audience: str, header: dict[str, Any], claims: dict[str, Any], key: Any, alg: str
+) -> str:
+    return jwt.encode(
+        {
+            "iss": issuer.url,
+            "aud": audience,
+            "sub": "repo:acme/deploy:ref:refs/heads/main",
+            "exp": int(time.time()) + 300,
+            **claims,
+        },
+        key,
+        algorithm=alg,
+        headers=header,
+    )
 
 
 def _none_token(issuer: Issuer, audience: str) -> str:
@@ -74,19 +101,37 @@ def refused_tokens(issuer: Issuer, audience: str, other: Issuer) -> dict[str, st
         "pull request": issuer.github(audience, sub="repo:acme/deploy:pull_request"),
         "same owner only": issuer.github(audience, repository="acme/deploy-evil"),
         "wrong audience": issuer.github("https://elsewhere.example"),
-        "expired": issuer.token({"sub": "repo:acme/deploy:ref:refs/heads/main", "aud": audience}, exp=int(time.time()) - 120),
-        "not yet valid": issuer.token({"sub": "repo:acme/deploy:ref:refs/heads/main", "aud": audience}, nbf=int(time.time()) + 600),
+        "expired": issuer.token(
+            {"sub": "repo:acme/deploy:ref:refs/heads/main", "aud": audience}, exp=int(time.time()) - 120
+        ),
+        "not yet valid": issuer.token(
+            {"sub": "repo:acme/deploy:ref:refs/heads/main", "aud": audience}, nbf=int(time.time()) + 600
+        ),
         "no exp": _forged(issuer, audience, {"kid": main.kid}, {"exp": None}, main.private, "RS256"),
         "alg none": _none_token(issuer, audience),
         "HS256 with the public key": _hs256(issuer, audience, main.kid, public_pem),
-        "jku to the attacker's keys": _forged(issuer, audience, {"kid": attacker.kid, "jku": other.jwks_url}, {}, attacker.private, "RS256"),
-        "x5u": _forged(issuer, audience, {"kid": attacker.kid, "x5u": other.jwks_url}, {}, attacker.private, "RS256"),
-        "embedded jwk": _forged(issuer, audience, {"kid": attacker.kid, "jwk": attacker.jwk}, {}, attacker.private, "RS256"),
-        "signed by another issuer's key": _forged(issuer, audience, {"kid": other.keys[0].kid}, {}, other.keys[0].private, "RS256"),
+        "jku to the attacker's keys": _forged(
+            issuer, audience, {"kid": attacker.kid, "jku": other.jwks_url}, {}, attacker.private, "RS256"
+        ),
+        "x5u": _forged(
+            issuer, audience, {"kid": attacker.kid, "x5u": other.jwks_url}, {}, attacker.private, "RS256"
+        ),
+        "embedded jwk": _forged(
+            issuer, audience, {"kid": attacker.kid, "jwk": attacker.jwk}, {}, attacker.private, "RS256"
+        ),
+        "signed by another issuer's key": _forged(
+            issuer, audience, {"kid": other.keys[0].kid}, {}, other.keys[0].private, "RS256"
+        ),
         "right kid, wrong key": _forged(issuer, audience, {"kid": main.kid}, {}, attacker.private, "RS256"),
-        "RSA key as ES256": _forged(issuer, audience, {"kid": main.kid, "alg": "ES256"}, {}, Key("ES256").private, "ES256"),
-        "crit header": _forged(issuer, audience, {"kid": main.kid, "crit": ["exp"]}, {}, main.private, "RS256"),
-        "exp as a string": _forged(issuer, audience, {"kid": main.kid}, {"exp": str(int(time.time()) + 300)}, main.private, "RS256"),
+        "RSA key as ES256": _forged(
+            issuer, audience, {"kid": main.kid, "alg": "ES256"}, {}, Key("ES256").private, "ES256"
+        ),
+        "crit header": _forged(
+            issuer, audience, {"kid": main.kid, "crit": ["exp"]}, {}, main.private, "RS256"
+        ),
+        "exp as a string": _forged(
+            issuer, audience, {"kid": main.kid}, {"exp": str(int(time.time()) + 300)}, main.private, "RS256"
+        ),
     }
 
 
@@ -96,7 +141,12 @@ def _part(data: dict[str, Any] | bytes) -> str:
 
 
 def _claims(issuer: Issuer, audience: str) -> dict[str, Any]:
-    return {"iss": issuer.url, "aud": audience, "sub": "repo:acme/deploy:ref:refs/heads/main", "exp": int(time.time()) + 300}
+    return {
+        "iss": issuer.url,
+        "aud": audience,
+        "sub": "repo:acme/deploy:ref:refs/heads/main",
+        "exp": int(time.time()) + 300,
+    }
 
 
 def _hs256(issuer: Issuer, audience: str, kid: str, secret: bytes) -> str:
@@ -106,9 +156,15 @@ def _hs256(issuer: Issuer, audience: str, kid: str, secret: bytes) -> str:
     return f"{signing}.{_part(hmac.new(secret, signing.encode(), hashlib.sha256).digest())}"
 
 
-def test_refused_tokens_never_reach_the_upstream(gw: Gateway, issuer: Issuer, github: dict[str, Any], recorder: Upstream) -> None:
+def test_refused_tokens_never_reach_the_upstream(
+    gw: Gateway, issuer: Issuer, github: dict[str, Any], recorder: Upstream
+) -> None:
     # The issuer's key is cached first, so every refusal below is about the token itself.
-    within(1.5, lambda: proxy(gw, "/whoami", issuer.github(github["audience"])).status_code == 200, "a good token")
+    within(
+        1.5,
+        lambda: proxy(gw, "/whoami", issuer.github(github["audience"])).status_code == 200,
+        "a good token",
+    )
     with Issuer() as other:
         fetched_before = other.fetches
         for name, token in refused_tokens(issuer, github["audience"], other).items():
@@ -137,12 +193,23 @@ def test_kubernetes_token_by_discovery_and_wildcard(gw: Gateway, admin: Api, rec
     with Issuer(path="/cluster") as cluster:
         client = admin.create_client(unique("k8s"))["clientId"]
         audience = unique("gateway")
-        trust(admin, client, cluster.url, audience, {"sub": "system:serviceaccount:payments:*"}, preset="kubernetes")
+        trust(
+            admin,
+            client,
+            cluster.url,
+            audience,
+            {"sub": "system:serviceaccount:payments:*"},
+            preset="kubernetes",
+        )
         mark = new_mark()
         token = cluster.kubernetes(audience, "payments", "billing")
-        response = within(1.5, lambda: (r := proxy(gw, "/whoami", token, **{MARK: mark})).status_code == 200 and r, "trust")
+        response = within(
+            1.5, lambda: (r := proxy(gw, "/whoami", token, **{MARK: mark})).status_code == 200 and r, "trust"
+        )
         assert response.status_code == 200
-        assert headers_named(recorder.marked(mark)[-1], "x-gateway-subject") == ["system:serviceaccount:payments:billing"]
+        assert headers_named(recorder.marked(mark)[-1], "x-gateway-subject") == [
+            "system:serviceaccount:payments:billing"
+        ]
         assert cluster.discoveries >= 1
         # `*` stays within one segment: another namespace does not match.
         assert_invalid_token(proxy(gw, "/whoami", cluster.kubernetes(audience, "other", "billing")))

@@ -85,12 +85,19 @@ class Gateway:
         self.admin_id: str | None = None
         self._pick_ports()
 
-    def _pick_ports(self) -> None:
-        self.port, self.admin_port = two_free_ports()
+    def rewrite_config(self) -> None:
+        """Write the config file again after a test changed `config` or `master_key_file`, on the
+        same ports (URLs handed out before stay valid); takes effect at the next start."""
+        self._pick_ports(keep=True)
+
+    def _pick_ports(self, keep: bool = False) -> None:
+        if not keep:
+            self.port, self.admin_port = two_free_ports()
         extra = dict(self.config)
         if self.admin_path:
             extra.setdefault(
-                "admin", {"listen": f"127.0.0.1:{self.admin_port}", "public_url": self.admin_url + self.admin_path}
+                "admin",
+                {"listen": f"127.0.0.1:{self.admin_port}", "public_url": self.admin_url + self.admin_path},
             )
         write_config(
             self.directory,

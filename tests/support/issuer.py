@@ -30,7 +30,11 @@ class Key:
         else:
             self.private = ec.generate_private_key(ec.SECP256R1())
             algorithm = jwt.algorithms.ECAlgorithm
-        self.jwk: dict[str, Any] = {**json.loads(algorithm.to_jwk(self.private.public_key())), "kid": self.kid, "use": "sig"}
+        self.jwk: dict[str, Any] = {
+            **json.loads(algorithm.to_jwk(self.private.public_key())),
+            "kid": self.kid,
+            "use": "sig",
+        }
 
 
 class Issuer:
@@ -87,10 +91,20 @@ class Issuer:
     ) -> str:
         key = key or self.keys[0]
         now = int(time.time())
-        body = {"iss": self.url, "iat": now, "nbf": now, "exp": now + lifetime, "jti": uuid.uuid4().hex, **claims, **override}
+        body = {
+            "iss": self.url,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+            **claims,
+            **override,
+        }
         return jwt.encode(body, key.private, algorithm=key.alg, headers={"kid": key.kid, **(headers or {})})
 
-    def github(self, audience: str, repository: str = "acme/deploy", ref: str = "refs/heads/main", **more: Any) -> str:
+    def github(
+        self, audience: str, repository: str = "acme/deploy", ref: str = "refs/heads/main", **more: Any
+    ) -> str:
         """A token shaped like GitHub Actions' OIDC token for a push to `ref`."""
         owner = repository.split("/")[0]
         kind, _, name = ref.removeprefix("refs/").partition("/")
@@ -156,7 +170,13 @@ class Issuer:
                 if path == f"{issuer.path}/.well-known/openid-configuration":
                     with issuer._lock:
                         issuer.discoveries += 1
-                    self._json({"issuer": issuer.url, "jwks_uri": issuer.jwks_url, "id_token_signing_alg_values_supported": ["RS256", "ES256"]})
+                    self._json(
+                        {
+                            "issuer": issuer.url,
+                            "jwks_uri": issuer.jwks_url,
+                            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                        }
+                    )
                 elif path == f"{issuer.path}/jwks":
                     with issuer._lock:
                         issuer.fetches += 1

@@ -228,13 +228,13 @@ def create_app(client_id: str, client_secret: str) -> Flask:
 
     @app.route("/token", methods=["POST"])
     def token() -> Any:
+        grant_type = request.form.get("grant_type", "")
+        if grant_type in COUNTS:
+            COUNTS[grant_type] += 1  # counted on arrival: a test can act while it is delayed
         if CONTROL["delay"]:
             time.sleep(CONTROL["delay"])
         if CONTROL["fail"]:
             return jsonify({"error": "temporarily_unavailable"}), 503
-        grant_type = request.form.get("grant_type", "")
-        if grant_type in COUNTS:
-            COUNTS[grant_type] += 1
         return server.create_token_response()
 
     @app.route("/revoke", methods=["POST"])
