@@ -47,7 +47,7 @@ def _sealed_key_ids(gw: Gateway) -> set[str]:
 
 @pytest.mark.slow
 def test_rotate_master_while_serving_then_drop_the_old_key(launch: Launch, provider: Provider) -> None:
-    gw = launch("rotate-master", workers=2)
+    gw = launch("rotate-master")
     connection = add_connection(gw, provider)
     key = service(gw)
     provider.set(expires_in=62)  # reads during the rotation refresh and store rotated tokens
