@@ -11,9 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
+from gateway.admin import admin_app
 from gateway.config import load_config
 from gateway.console import console_routes
 from gateway.errors import ConfigError
@@ -65,7 +64,7 @@ def run(config_path: Path, body: Body) -> None:
             record.updated_at,
         )
         await asyncio.to_thread(store.put_record, record, "test")
-        app = Starlette(routes=[Mount("/ops", routes=console_routes(runtime))])  # as admin_app mounts it
+        app = admin_app(runtime, console_routes(runtime))  # as `gateway serve` builds it
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as http:
                 await body(http, runtime, access_key)
@@ -90,6 +89,9 @@ def test_the_cookie_is_secure_under_https_and_scoped_to_the_console(tmp_path: Pa
         for flag in ("Secure", "HttpOnly", "SameSite=strict", "Path=/ops/console/"):
             assert flag in cookie, cookie
         assert (await http.get("/ops/console/clients")).status_code == 200
+        assets = await http.get("/ops/console/static/console.css")
+        assert assets.status_code == 200 and "public, max-age" in assets.headers["cache-control"]
+        assert (await http.get("/console/")).status_code == 404  # under the path only
 
     run(write(tmp_path), body)
 
