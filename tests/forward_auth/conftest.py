@@ -1,5 +1,5 @@
-"""Fixtures of the forward-auth suite: one recording upstream, one gateway that trusts 127.0.0.1
-as its front proxy and answers decisions on a listener of its own, and one client with an access
+"""Fixtures of the forward-auth suite: one recording upstream, one gateway (two workers) that
+trusts 127.0.0.1 as its front proxy and answers decisions on a listener of its own, and one client with an access
 key that may read `/docs/d1` (and nothing else), shared by the session. Tests that revoke make
 their own clients."""
 
@@ -49,6 +49,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             trusted_proxies=["127.0.0.1/32"],
             decisions={"listen": f"127.0.0.1:{port}"},
             access_log=True,
+            workers=2,  # every revocation test is across workers
         ) as gw:
             admin = gw.admin()
             client_id, key = admin.new_client_with_key()
