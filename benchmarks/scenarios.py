@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import urllib.parse
 from typing import Any
 
@@ -350,3 +351,51 @@ def token_jwt_bearer(ctx: Context) -> Target:
                                    "assertion": assertion})
     return Target(gateway.urls["proxy"] + "/oauth/token", sut=gateway, method="POST", body=body,
                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+
+# ---------------------------------------------- auth, continued: the credentials vault (issue 12)
+
+
+def _vault_user(ctx: Context, gateway: Service) -> dict[str, str]:
+    """A connection (its provider is never called: the token below is fresh for a day), a grant of
+    credentials:read|write on users' credentials for the bench client, and one user's stored
+    access token."""
+    cache_key = f"{gateway.name}:vault"
+    if cache_key not in ctx.cache:
+        base, config = gateway.urls["admin"], gateway.info["config"]
+        admin = {"Authorization": f"Bearer {gateway.info['init']['accessKey']}"}
+        status, answer = http_json("POST", base + "/v1/connections", {
+            "connectionId": "bench", "authorizationUrl": "https://provider.example/authorize",
+            "tokenUrl": "https://provider.example/token", "clientId": "bench", "clientSecret": "bench"}, admin)
+        if status == 404:
+            raise Skip("needs issue 12 (the credentials vault)")
+        if status != 201:
+            raise ServiceError(f"POST /v1/connections answered {status}: {answer}")
+        client = bench_client(ctx, gateway)
+        run_gateway_cli(config, "roles", "put", "bench-vault", "--permission", "credentials:read",
+                        "--permission", "credentials:write")
+        run_gateway_cli(config, "records", "put", "--name", "bench-vault", "--user", client["client_id"],
+                        "--role", "bench-vault", "--resource", "/user-credentials/refresh-tokens/users")
+        auth = {"Authorization": f"Bearer {client['access_key']}"}
+        path = "/v1/connections/bench/users/bench-user/credentials"
+        deadline = time.monotonic() + 10  # the grant reaches the gateway through its change feed
+        while True:
+            status, answer = http_json("PUT", base + path, {"refreshToken": "bench-refresh",
+                                                            "accessToken": "bench-access", "expiresIn": 86400}, auth)
+            if status == 204 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if status != 204:
+            raise ServiceError(f"PUT {path} answered {status}: {answer}")
+        ctx.cache[cache_key] = {"url": base + path, "authorization": auth["Authorization"]}
+    result: dict[str, str] = ctx.cache[cache_key]
+    return result
+
+
+@scenario("vault", "access_key", "auth", "GET a user's access token from the credentials vault "
+          "(admin listener, access key, permission check, the worker's cached token): per token asked")
+def vault(ctx: Context) -> Target:
+    ctx.require("identity", "admin_api")
+    gateway = ctx.gateway()
+    user = _vault_user(ctx, gateway)
+    return Target(user["url"], sut=gateway, headers={"Authorization": user["authorization"]})
