@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.oauth.deployment import API_AUDIENCE, SETTINGS, write_routes
-from tests.support.harness import Gateway
+from tests.support.harness import Gateway, launcher
 from tests.support.postgres import Schemas, require_postgres
 from tests.support.processes import Upstream
 
@@ -34,22 +34,11 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 
 
 def _launcher(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> tuple[Launch, list[Gateway]]:
-    started: list[Gateway] = []
-
-    def launch(
-        name: str = "gw", *, store: str | None = None, init: bool = True, start: bool = True, **kwargs: Any
-    ) -> Gateway:
-        directory = tmp_path_factory.mktemp(name)
-        policy = write_routes(directory / "policies", upstream.url)
-        gw = Gateway(directory, store, [policy], **{**SETTINGS, **kwargs})
-        started.append(gw)
-        if init:
-            gw.init()
-        if start:
-            gw.start()
-        return gw
-
-    return launch, started
+    return launcher(
+        tmp_path_factory.mktemp,
+        lambda directory: write_routes(directory / "policies", upstream.url),
+        SETTINGS,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +306,27 @@ def running_gateway(directory: Path, policies: Sequence[Path | str], **settings:
     gateway.init()
     with serving(gateway):
         yield gateway
+
+
+def launcher(
+    make_directory: Callable[[str], Path], policy: Callable[[Path], Path], settings: dict[str, Any]
+) -> tuple[Callable[..., Gateway], list[Gateway]]:
+    """A suite's `launch(name, *, store=None, init=True, start=True, **settings)`: a gateway in a
+    fresh directory from `make_directory` (pytest's `tmp_path_factory.mktemp`), with the policy
+    `policy(directory)` writes, the suite's `settings` and the call's own; and the list of every
+    gateway it made, for the fixture to stop."""
+    started: list[Gateway] = []
+
+    def launch(
+        name: str = "gw", *, store: str | None = None, init: bool = True, start: bool = True, **kwargs: Any
+    ) -> Gateway:
+        directory = make_directory(name)
+        gw = Gateway(directory, store, [policy(directory)], **{**settings, **kwargs})
+        started.append(gw)
+        if init:
+            gw.init()
+        if start:
+            gw.start()
+        return gw
+
+    return launch, started

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.support.harness import Gateway, write_policy
+from tests.support.harness import Gateway, launcher, write_policy
 from tests.support.postgres import Schemas, require_postgres
 from tests.support.processes import clean_env, free_port, http_client, read_line, stop_process
 
@@ -145,21 +145,7 @@ def _policy(directory: Path) -> Path:
 
 
 def _launcher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Launch, list[Gateway]]:
-    started: list[Gateway] = []
-
-    def launch(
-        name: str = "vault", *, store: str | None = None, init: bool = True, start: bool = True, **kwargs: Any
-    ) -> Gateway:
-        directory = tmp_path_factory.mktemp(name)
-        gw = Gateway(directory, store, [_policy(directory)], **{**SETTINGS, **kwargs})
-        started.append(gw)
-        if init:
-            gw.init()
-        if start:
-            gw.start()
-        return gw
-
-    return launch, started
+    return launcher(tmp_path_factory.mktemp, _policy, SETTINGS)
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 from authress import AuthressClient
 from authress.exceptions import ApiException
 
 from tests.support.harness import Gateway
-from tests.support.processes import clean_env
 from tests.vault.conftest import Provider, add_connection, connect_user, credentials_path, service
 
 
