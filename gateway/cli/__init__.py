@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import completion, identity, policy, serve, token
+from gateway.cli import completion, identities, identity, policy, serve, token
 from gateway.cli.common import CommandError
 from gateway.errors import ConfigError
 
@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Machine-to-machine authentication gateway.")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, identity, policy, token, completion):
+    for module in (serve, identity, identities, policy, token, completion):
         module.register(commands)
     return parser
 

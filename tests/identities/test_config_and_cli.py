@@ -1,0 +1,101 @@
+"""Entries from the config file (read-only everywhere), the `gateway identities` commands, and
+the whole path on a PostgreSQL store: trust, exchange, delete, refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.config import load_config
+from gateway.errors import ConfigError
+from gateway.runtime import configured_identities
+from tests.identities.conftest import make_gateway
+from tests.identities.helpers import exchange, proxy, within
+from tests.identity.proxying import after_deadline_every_request, assert_invalid_token
+from tests.support.harness import Gateway
+from tests.support.issuer import Issuer
+from tests.support.postgres import Schemas, require_postgres
+
+
+@pytest.fixture(scope="module")
+def pg_gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path, issuer: Issuer) -> Iterator[Gateway]:
+    """A gateway on PostgreSQL whose config file trusts `issuer`'s `config-workload` tokens."""
+    require_postgres()
+    schemas = Schemas("oidc_")
+    gateway = make_gateway(tmp_path_factory.mktemp("pg"), policy_file, store=schemas.new())
+    try:
+        gateway.init()
+        client = gateway.run_json("clients", "create", "--name", "from-config")["clientId"]
+        gateway.config["identities"] = [
+            {"identityId": "from-config", "issuer": issuer.url, "audience": "config-aud", "clientId": client,
+             "conditions": {"sub": "config-workload"}}
+        ]
+        gateway._pick_ports()  # rewrites the config file, now with the entry
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+        schemas.drop_all()
+
+
+def test_config_entry_works_and_is_read_only(pg_gw: Gateway, issuer: Issuer) -> None:
+    token = issuer.token({"sub": "config-workload", "aud": "config-aud"})
+    assert proxy(pg_gw, "/whoami", token).status_code == 200
+    admin = pg_gw.admin()
+    shown = admin.get("/v1/identities/from-config")
+    assert shown.status_code == 200 and shown.json()["source"] == "config"
+    assert "from-config" in [e["identityId"] for e in admin.get("/v1/identities").json()["identities"]]
+    assert admin.delete("/v1/identities/from-config").status_code == 409
+    assert admin.put("/v1/identities/from-config", json={**shown.json(), "audience": "x"}).status_code == 409
+    assert admin.post("/v1/identities", json={**shown.json(), "source": "api"}).status_code == 409
+    refused = pg_gw.run("identities", "delete", "from-config")
+    assert refused.returncode == 1 and "config file" in refused.stderr
+
+
+def test_cli_and_postgres_lifecycle(pg_gw: Gateway, issuer: Issuer) -> None:
+    client = pg_gw.run_json("clients", "create", "--name", "cli-made", "--scope", "deploy")["clientId"]
+    made = pg_gw.run_json("identities", "create", "--client", client, "--preset", "kubernetes", "--issuer", issuer.url,
+                          "--audience", "pg-aud", "--condition", "sub=system:serviceaccount:jobs:*")
+    assert made["identityId"].startswith("tid_") and made["conditions"] == {"sub": "system:serviceaccount:jobs:*"}
+    listed = pg_gw.run_json("identities", "list")["identities"]
+    assert {e["identityId"] for e in listed} >= {made["identityId"], "from-config"}
+    assert pg_gw.run_json("identities", "show", made["identityId"])["clientId"] == client
+    unpinned = pg_gw.run("identities", "create", "--client", client, "--issuer", issuer.url, "--audience", "a",
+                         "--condition", "sub=*")
+    assert unpinned.returncode == 1 and "conditions:" in unpinned.stderr
+
+    token = issuer.kubernetes("pg-aud", "jobs", "nightly")
+    assert within(1.5, lambda: proxy(pg_gw, "/whoami", token).status_code == 200, "trust")
+    exchanged = exchange(pg_gw, token)
+    assert exchanged.status_code == 200, exchanged.text
+    deleted = pg_gw.run("identities", "delete", made["identityId"])
+    assert deleted.returncode == 0, deleted.stderr
+    after_deadline_every_request(pg_gw, "/whoami", [token, exchanged.json()["access_token"]], time.monotonic(),
+                                 assert_invalid_token, requests_each=3)
+
+
+def test_bad_config_entries_name_file_and_field(tmp_path: Path) -> None:
+    base = {"public_url": "http://127.0.0.1:1", "listen": "127.0.0.1:1",
+            "admin": {"listen": "127.0.0.1:2", "public_url": "http://127.0.0.1:2"},
+            "store": "sqlite:///x.db", "account_id": "a", "master_key_file": "m", "policies": ["p"]}
+    entry = {"identityId": "ci", "issuer": "https://token.actions.githubusercontent.com", "audience": "a",
+             "clientId": "sc_" + "a" * 22, "conditions": {"sub": "repo:acme/x:ref:refs/heads/main"}}
+    cases = [
+        ({**entry, "conditions": {"repository_owner": "acme"}}, "identities[0].conditions:"),
+        ({**entry, "issuer": "http://issuer.example"}, "identities[0].issuer:"),
+        ({**entry, "issuer": "http://127.0.0.1:1"}, "identities[0].issuer:"),  # the gateway itself
+        ({k: v for k, v in entry.items() if k != "identityId"}, "identities[0].identityId:"),
+    ]
+    for bad, expected in cases:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump({**base, "identities": [bad]}))
+        with pytest.raises(ConfigError) as raised:
+            configured_identities(load_config(path))
+        assert f"{path.resolve()}: {expected}" in str(raised.value) or f"{path}: {expected}" in str(raised.value), raised.value
+    path.write_text(yaml.safe_dump({**base, "identities": [entry, entry]}))
+    with pytest.raises(ConfigError, match=r"identities\[1\].identityId: ci is given twice"):
+        configured_identities(load_config(path))
