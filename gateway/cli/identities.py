@@ -12,8 +12,14 @@ from gateway.cli.identity import _command, _group
 from gateway.config import Config
 from gateway.identity.trusted import PRESETS, check_not_own_issuer, identity_from, render_identity
 from gateway.models import TrustedIdentity
-from gateway.runtime import configured_identities
 from gateway.store import Store
+
+
+def configured_identities(config: Config) -> tuple[TrustedIdentity, ...]:
+    # gateway.runtime imports prometheus_client, which `serve` must set up first (cli/__init__).
+    from gateway.runtime import configured_identities
+
+    return configured_identities(config)
 
 
 def register(commands: Any) -> None:

@@ -54,6 +54,9 @@ def test_config_entry_works_and_is_read_only(pg_gw: Gateway, issuer: Issuer) -> 
     assert admin.post("/v1/identities", json={**shown.json(), "source": "api"}).status_code == 409
     refused = pg_gw.run("identities", "delete", "from-config")
     assert refused.returncode == 1 and "config file" in refused.stderr
+    unpinned = pg_gw.run("identities", "create", "--client", shown.json()["clientId"], "--issuer", issuer.url,
+                         "--audience", "a", "--condition", "sub=*")
+    assert unpinned.returncode == 1 and "conditions:" in unpinned.stderr
 
 
 def test_cli_and_postgres_lifecycle(pg_gw: Gateway, issuer: Issuer) -> None:
@@ -63,10 +66,6 @@ def test_cli_and_postgres_lifecycle(pg_gw: Gateway, issuer: Issuer) -> None:
     assert made["identityId"].startswith("tid_") and made["conditions"] == {"sub": "system:serviceaccount:jobs:*"}
     listed = pg_gw.run_json("identities", "list")["identities"]
     assert {e["identityId"] for e in listed} >= {made["identityId"], "from-config"}
-    assert pg_gw.run_json("identities", "show", made["identityId"])["clientId"] == client
-    unpinned = pg_gw.run("identities", "create", "--client", client, "--issuer", issuer.url, "--audience", "a",
-                         "--condition", "sub=*")
-    assert unpinned.returncode == 1 and "conditions:" in unpinned.stderr
 
     token = issuer.kubernetes("pg-aud", "jobs", "nightly")
     assert within(1.5, lambda: proxy(pg_gw, "/whoami", token).status_code == 200, "trust")
