@@ -144,18 +144,30 @@ class Actions:
         limit: int,
         name_prefix: str | None = None,
         tenant: str | None = None,
+        contains: str | None = None,
     ) -> tuple[list[Client], str | None]:
-        """A page of clients, by id; `name_prefix` and `tenant` narrow it (a tenant admin's own
-        tenant always applies: asking for another one finds nothing)."""
+        """A page of clients, by id; `name_prefix`, `contains` (text anywhere in the name or id,
+        any case: the console's search) and `tenant` narrow it (a tenant admin's own tenant
+        always applies: asking for another one finds nothing)."""
         require(caller, "clients", "read")
         if caller.tenant is not None and tenant not in (None, caller.tenant):
             return [], None
-        clients = await asyncio.to_thread(
-            self.store.list_clients, caller.tenant or tenant, cursor, limit + 1, name_prefix
-        )
+        if contains:
+            clients = await asyncio.to_thread(
+                self.store.search_clients, caller.tenant or tenant, contains, cursor, limit + 1
+            )
+        else:
+            clients = await asyncio.to_thread(
+                self.store.list_clients, caller.tenant or tenant, cursor, limit + 1, name_prefix
+            )
         more = len(clients) > limit
         clients = clients[:limit]
         return clients, (clients[-1].client_id if more else None)
+
+    async def counts(self, caller: Caller) -> tuple[int, int]:
+        """How many clients, and active access keys, the caller may see (its tenant's, if any)."""
+        require(caller, "clients", "read")
+        return await asyncio.to_thread(self.store.count_clients_and_keys, caller.tenant)
 
     async def update_client(
         self, caller: Caller, client_id: str, body: dict[str, Any], require_name: bool
@@ -266,6 +278,11 @@ class Actions:
         require(caller, collection, "read")
         items = await asyncio.to_thread(listing, cursor, limit + 1)
         return items[:limit], len(items) > limit
+
+    async def records_naming(self, caller: Caller, client_id: str) -> list[Record]:
+        """The access records that give `client_id` something."""
+        require(caller, "records", "read")
+        return await asyncio.to_thread(self.store.records_for_user, client_id)
 
     async def get_one(self, caller: Caller, collection: str, getter: Callable[[str], Any], ref: str) -> Any:
         require(caller, collection, "read", ref)

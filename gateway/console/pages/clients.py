@@ -7,7 +7,6 @@ page is `no-store` and nothing of it is kept, so a reload or a later visit shows
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin.actions import may
-from gateway.admin.auth import require
 from gateway.console import web
 from gateway.console.sessions import Session
 from gateway.errors import InvalidRequest, NotFound
@@ -52,17 +50,16 @@ def routes(console: ConsoleApp) -> list[Route]:
 
     async def list_page(request: Request, session: Session, data: dict[str, str]) -> Response:
         caller = session.caller
-        require(caller, "clients", "read")
         query = request.query_params.get("q", "").strip()[:200]
         after = request.query_params.get("after", "")[:64]
-        found = await asyncio.to_thread(store.search_clients, caller.tenant, query, after, PAGE + 1)
+        found, next_after = await actions.list_clients(caller, after, PAGE, contains=query)
         return web.page(
             request,
             "clients.html",
             nav="clients",
-            clients=found[:PAGE],
+            clients=found,
             query=query,
-            next_after=found[PAGE - 1].client_id if len(found) > PAGE else None,
+            next_after=next_after,
             first_page=not after,
             may_create=may(caller, "clients", "write"),
         )
@@ -82,12 +79,16 @@ def routes(console: ConsoleApp) -> list[Route]:
         keys = await actions.list_credentials(caller, "access-keys", client_id)
         secrets = await actions.list_credentials(caller, "secrets", client_id)
         public_keys = await actions.list_credentials(caller, "public-keys", client_id)
-        records = await asyncio.to_thread(store.records_for_user, client_id)
+        records = None
+        if caller.tenant is None and may(caller, "records", "read"):
+            records = await actions.records_naming(caller, client_id)
         grants = None
         if client_id == caller.client_id or may(caller, "authorization", "read"):
             grants = (await actions.grants_of(caller, client_id, fresh=True)).grants
         writes_grants = caller.tenant is None and may(caller, "records", "write")
-        roles = await asyncio.to_thread(store.list_roles, "", 200) if writes_grants else []
+        roles = (
+            (await actions.list_of(caller, "roles", store.list_roles, "", 200))[0] if writes_grants else []
+        )
         return web.page(
             request,
             "client.html",
@@ -96,7 +97,7 @@ def routes(console: ConsoleApp) -> list[Route]:
             keys=keys,
             secrets=secrets,
             public_keys=public_keys,
-            records=records if caller.tenant is None and may(caller, "records", "read") else None,
+            records=records,
             grants=grants,
             roles=roles,
             shown_once=shown_once,

@@ -36,7 +36,7 @@ def routes(console: ConsoleApp) -> list[Route]:
         caller = session.caller
         counts = None
         if may(caller, "clients", "read"):
-            counts = await asyncio.to_thread(store.count_clients_and_keys, caller.tenant)
+            counts = await actions.counts(caller)
         audit = None
         if caller.tenant is None and may(caller, "audit", "read"):
             audit, _ = await actions.audit(caller, None, 10)
