@@ -25,6 +25,7 @@ routes:
     resource: "/docs/{{docId}}"
   - {{id: create-event, match: POST /v1/events, upstream: main, scopes: [event.create]}}
   - {{id: health, match: GET /health, upstream: main, auth: none}}
+  - {{id: limited, match: GET /v1/limited, upstream: main, authenticated: true, rate_limit: {{requests: 2, window: 1m}}}}
 """
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.forward_auth.conftest import Deployment
 from tests.identity.proxying import identity_claims
+from tests.support.admin import Api
 from tests.support.metrics import delta, scrape
 from tests.support.processes import http_client
 
@@ -295,3 +296,14 @@ def test_the_decision_is_the_proxys_decision(
         assert decided.json()["error"] == proxied.json()["error"]
         assert decided.json()["error_description"] == proxied.json()["error_description"]
     assert decided.headers.get("www-authenticate") == proxied.headers.get("www-authenticate")
+
+
+def test_a_rate_limit_is_a_403_that_says_so(deployment: Deployment, admin: Api, http: httpx.Client) -> None:
+    """The route allows 2 requests a minute per client (per worker with the local limiter)."""
+    _, key = admin.new_client_with_key()
+    answers = [http.get(deployment.decisions_url + "/v1/limited", headers=bearer(key)) for _ in range(8)]
+    assert {a.status_code for a in answers} <= {200, 403}
+    assert 2 <= sum(a.status_code == 200 for a in answers) <= 4  # two workers, two each at most
+    limited = [a for a in answers if a.status_code == 403]
+    assert limited and all(a.json()["error"] == "rate_limited" for a in limited)
+    assert all(int(a.headers["retry-after"]) >= 1 for a in limited)
