@@ -20,15 +20,15 @@ from urllib.parse import urlsplit
 from gateway.errors import InvalidRequest
 from gateway.models import now_iso
 
-CONNECTION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # what Authress's SDKs accept
+CONNECTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # what Authress's SDKs accept (always fullmatch)
 # Credentials' user ids are a path segment: no slash, no control characters, bounded.
-USER_ID = re.compile(r"^[^/\x00-\x1f\x7f]{1,256}$")
+USER_ID = re.compile(r"[^/\x00-\x1f\x7f]{1,256}")
 DEFAULT_RESOURCE = "/user-credentials/refresh-tokens/users/{userId}"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 # Over the admin API a connection may only name environment variables with this prefix: a
 # writer of connections must not be able to send GATEWAY_MASTER_KEY to a token URL of its own.
 API_SECRET_ENV_PREFIX = "GATEWAY_CONNECTION_"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _MAX_TEXT = 2048
 
 REFRESH_TOKEN = "vault-refresh-token"
@@ -187,15 +187,15 @@ def connection_from(
     otherwise whoever may edit a connection could send its stored secret to a URL of their own.
     """
     cid = connection_id if connection_id is not None else body.get("connectionId")
-    if not isinstance(cid, str) or not CONNECTION_ID.match(cid):
+    if not isinstance(cid, str) or not CONNECTION_ID.fullmatch(cid):
         raise InvalidRequest("connectionId: use 1 to 64 letters, digits and . _ : -")
-    auth_url = body.get("authorizationUrl", body.get("authenticationUrl"))
+    auth_url = body.get("authorizationUrl") or body.get("authenticationUrl")
     secret = body.get("clientSecret")
     if secret is not None and (not isinstance(secret, str) or not secret or len(secret) > _MAX_TEXT):
         raise InvalidRequest("clientSecret: expected a non-empty string")
     env = body.get("clientSecretEnv")
     if env is not None:
-        if not isinstance(env, str) or not _ENV_NAME.match(env) or env.startswith("GATEWAY_MASTER_KEY"):
+        if not isinstance(env, str) or not _ENV_NAME.fullmatch(env) or env.startswith("GATEWAY_MASTER_KEY"):
             raise InvalidRequest("clientSecretEnv: expected the name of an environment variable")
         if source == "api" and not any_env and not env.startswith(API_SECRET_ENV_PREFIX):
             raise InvalidRequest(
@@ -273,6 +273,6 @@ def render_connection(c: Connection) -> dict[str, Any]:
 
 
 def user_id_of(value: str) -> str:
-    if not USER_ID.match(value):
+    if not USER_ID.fullmatch(value):
         raise InvalidRequest("userId: 1 to 256 characters, no slash or control characters")
     return value

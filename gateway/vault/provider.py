@@ -22,7 +22,7 @@ import httpx
 from gateway.vault_models import Connection
 
 MAX_ANSWER = 64 * 1024
-_ERROR_CODE = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$")  # RFC 6749 §5.2 error charset
+_ERROR_CODE = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}")  # RFC 6749 §5.2 error charset
 
 
 class ProviderError(Exception):
@@ -86,7 +86,7 @@ class ProviderClient:
         status, data = self._post(connection, connection.token_url, secret, form)
         if status in (400, 401) and isinstance(data, dict) and isinstance(data.get("error"), str):
             error = data["error"]
-            raise ProviderRejected(error if _ERROR_CODE.match(error) else "an unreadable error")
+            raise ProviderRejected(error if _ERROR_CODE.fullmatch(error) else "an unreadable error")
         if status != 200 or not isinstance(data, dict):
             raise ProviderUnreachable(f"the provider answered HTTP {status}")
         access = data.get("access_token")
