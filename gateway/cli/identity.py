@@ -290,18 +290,13 @@ def _secret_revoke(args: argparse.Namespace, store: Store, config: Config) -> in
 
 def _rotate_signing(args: argparse.Namespace, store: Store, config: Config) -> int:
     from gateway.crypto import Sealer, load_master_key
-    from gateway.identity.rotation import published_for
-    from gateway.identity.signing import new_signing_key
+    from gateway.identity.rotation import rotate_now
 
     sealer = Sealer(load_master_key(config.master_key_file))
-    upcoming = next((k for k in store.signing_keys() if k.state == "next"), None)
-    if upcoming is not None and not args.now and published_for(upcoming) < config.tokens.jwks_max_age:
-        raise CommandError(
-            f"the next key {upcoming.kid} has been published for {published_for(upcoming):.0f} s, less than "
-            f"tokens.jwks_max_age ({config.tokens.jwks_max_age:.0f} s): peers with a cached JWKS would refuse "
-            "its tokens. Wait, or pass --now to rotate anyway."
-        )
-    store.rotate_signing_keys(new_signing_key(sealer, config.tokens.algorithm, "next"), ACTOR)
+    try:
+        rotate_now(store, sealer, config, ACTOR, args.now, "pass --now to rotate anyway")
+    except GatewayError as exc:
+        raise CommandError(exc.description) from None
     keys = store.signing_keys()
     current = next(k.kid for k in keys if k.state == "current")
     output(

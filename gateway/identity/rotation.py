@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import Sealer
+from gateway.errors import ConflictError
 from gateway.identity.signing import KeyRing, RingHolder, new_signing_key
 from gateway.models import SigningKey
 from gateway.store import Store, StoreError
@@ -33,6 +34,22 @@ def _epoch(iso: str | None) -> float:
 def published_for(key: SigningKey) -> float:
     """Seconds since a key was published (created)."""
     return time.time() - _epoch(key.created_at)
+
+
+def rotate_now(store: Store, sealer: Sealer, config: Config, actor: str, force: bool, override: str) -> None:
+    """A rotation asked for by hand (`gateway keys rotate-signing`, the console): the next key
+    starts signing at once. Refused (ConflictError, whose message ends with `override`: how to
+    force it) while the next key has been published for less than `tokens.jwks_max_age`, as peers
+    with a cached JWKS would refuse its tokens, unless `force`."""
+    upcoming = next((k for k in store.signing_keys() if k.state == "next"), None)
+    max_age = config.tokens.jwks_max_age
+    if upcoming is not None and not force and published_for(upcoming) < max_age:
+        raise ConflictError(
+            f"the next key {upcoming.kid} has been published for {published_for(upcoming):.0f} s, less than "
+            f"tokens.jwks_max_age ({max_age:.0f} s): peers with a cached JWKS would refuse its tokens. "
+            f"Wait, or {override}."
+        )
+    store.rotate_signing_keys(new_signing_key(sealer, config.tokens.algorithm, "next"), actor)
 
 
 class Rotation:

@@ -15,8 +15,7 @@ from gateway.admin.auth import require
 from gateway.console import web
 from gateway.console.sessions import Session
 from gateway.errors import AccessDenied, GatewayError, InsufficientScope, InvalidRequest
-from gateway.identity.rotation import published_for
-from gateway.identity.signing import new_signing_key
+from gateway.identity.rotation import rotate_now
 from gateway.models import Identity
 from gateway.paths import canonicalize
 
@@ -146,17 +145,15 @@ def routes(console: ConsoleApp) -> list[Route]:
         if data.get("confirm") != "rotate":
             raise InvalidRequest("confirm: tick the box to confirm the rotation")
         rotation = runtime.identity.rotation
-        keys = await asyncio.to_thread(store.signing_keys)
-        upcoming = next((k for k in keys if k.state == "next"), None)
-        max_age = runtime.config.tokens.jwks_max_age
-        if upcoming is not None and data.get("now") != "yes" and published_for(upcoming) < max_age:
-            raise InvalidRequest(
-                f"the next key {upcoming.kid} has been published for {published_for(upcoming):.0f} s, less "
-                f"than tokens.jwks_max_age ({max_age:.0f} s): peers with a cached JWKS would refuse its "
-                'tokens. Wait, or tick "rotate now anyway".'
-            )
-        fresh = new_signing_key(rotation.sealer, runtime.config.tokens.algorithm, "next")
-        await asyncio.to_thread(store.rotate_signing_keys, fresh, session.caller.actor)
+        await asyncio.to_thread(
+            rotate_now,
+            store,
+            rotation.sealer,
+            runtime.config,
+            session.caller.actor,
+            data.get("now") == "yes",
+            'tick "rotate now anyway"',
+        )
         await rotation.reload()
         return console.redirect("signing-keys")
 
