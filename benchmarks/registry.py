@@ -103,6 +103,8 @@ FEATURES: dict[str, tuple[int, Callable[[Context], bool]]] = {
     "admin_api": (3, lambda ctx: _endpoint_exists(ctx, "GET", ctx.gateway().urls["admin"] + "/v1/clients")),
     # issue 4: the token endpoint and gateway-issued tokens (contract §3)
     "tokens": (4, lambda ctx: _endpoint_exists(ctx, "POST", ctx.gateway().urls["proxy"] + "/oauth/token")),
+    # issue 11: trusted external identities (contract §5), managed with `gateway identities`
+    "trusted_identities": (11, lambda ctx: "identities" in _commands()),
 }
 
 

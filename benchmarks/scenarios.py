@@ -165,6 +165,24 @@ def client_jwt_scenario(ctx: Context) -> Target:
                   headers={"Authorization": f"Bearer {token}"})
 
 
+@scenario("oidc", "public", "auth", "RS256 token of a trusted external issuer (GitHub Actions-shaped), "
+          "route needs a permission (JWKS and caches warm)")
+def oidc(ctx: Context) -> Target:
+    ctx.require("identity", "trusted_identities")
+    gateway = ctx.gateway()
+    cache_key = f"{gateway.name}:oidc"
+    if cache_key not in ctx.cache:
+        from benchmarks.oidc_issuer import LocalIssuer
+
+        issuer, sub = LocalIssuer(), "repo:acme/bench:ref:refs/heads/main"
+        run_gateway_cli(gateway.info["config"], "identities", "create", "--client",
+                        bench_client(ctx, gateway)["client_id"], "--issuer", issuer.url, "--audience",
+                        "bench", "--condition", f"sub={sub}")
+        ctx.cache[cache_key] = issuer.token("bench", sub, lifetime=4 * 3600)
+    return Target(gateway.urls["proxy"] + PROTECTED_PATH, sut=gateway,
+                  headers={"Authorization": f"Bearer {ctx.cache[cache_key]}"})
+
+
 @scenario("gateway_jwt", "public", "auth", "gateway-issued token (EdDSA), route needs a permission "
           "(cache warm)")
 def gateway_jwt(ctx: Context) -> Target:
