@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -90,6 +91,7 @@ def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) ->
     page.click("#copy-secret")
     page.wait_for_function("document.getElementById('copy-secret').textContent === 'Copied'")
     screenshot(page, "client-new-key")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the key wraps in its box
     # The address bar now names the plain page: a reload fetches it afresh, without the key.
     assert page.url == console(gateway, f"clients/{client_id}")
     page.reload()
@@ -125,6 +127,15 @@ def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) ->
     refused_after = wait_for_status(gateway, key, 401, within=1.0)
     assert key_id not in page.locator("main").inner_text()
     assert key not in page.content()
+
+    # A key that expires: its date is listed, and it works until then.
+    page.select_option("#add-key-expiry", "2592000")
+    page.click("#add-key")
+    page.wait_for_selector("#new-secret")
+    expiring = page.locator("#new-secret").inner_text().strip()
+    in_30_days = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert in_30_days in page.locator("#access-keys tr", has_text=expiring.split(".")[1]).inner_text()
+    wait_for_status(gateway, expiring, 200, within=2.0)
 
     page.goto(console(gateway, "records"))
     assert client_id in page.locator("#records").inner_text()

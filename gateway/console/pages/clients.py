@@ -128,6 +128,10 @@ def routes(console: ConsoleApp) -> list[Route]:
         body: dict[str, Any] = {}
         if kind == "public-keys":
             body = public_key_body(data.get("key", ""))
+        elif data.get("expires_in", "").strip():
+            if not data["expires_in"].strip().isdigit():
+                raise InvalidRequest("expiresIn: expected whole seconds")
+            body["expiresIn"] = int(data["expires_in"])
         made = await actions.add_credential(session.caller, kind, client_id, body)
         if kind == "public-keys":
             return console.redirect(f"clients/{client_id}")
