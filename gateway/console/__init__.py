@@ -104,7 +104,7 @@ def console_routes(runtime: Runtime) -> list[BaseRoute]:
                 if isinstance(exc, InvalidToken)
                 else exc.description
             )
-            return await sign_in_form(request, message, exc.status)
+            return web.error_headers(await sign_in_form(request, message, exc.status), exc)
         response = console.redirect("")
         sessions.set_cookie(response, request, COOKIE, session_id, sessions.lifetime)
         sessions.clear_cookie(response, request, SIGN_IN_COOKIE)

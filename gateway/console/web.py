@@ -147,12 +147,16 @@ def error_page(request: Request, status: int, title: str, description: str) -> R
     return page(request, "error.html", status=status, title=title, description=description)
 
 
-async def _gateway_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, GatewayError)
-    response = error_page(request, exc.status, exc.error.replace("_", " "), exc.description)
+def error_headers(response: Response, exc: GatewayError) -> Response:
+    """The error's own headers (Retry-After when throttled or the store is down) on a page."""
     for name, value in exc.extra_headers():
         response.headers[name.decode()] = value.decode()
     return response
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_headers(error_page(request, exc.status, exc.error.replace("_", " "), exc.description), exc)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

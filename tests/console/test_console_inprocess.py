@@ -152,3 +152,17 @@ def test_session_lifetime_is_at_most_eight_hours(tmp_path: Path) -> None:
     ):
         load_config(write(tmp_path, "console: {session_lifetime: 9h}"), environ={})
     assert load_config(write(tmp_path, "console: {enabled: false}"), environ={}).console.enabled is False
+
+
+def test_failed_sign_ins_are_throttled_per_address(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, runtime: Runtime, key: str) -> None:
+        wrong = key[:-6] + "AAAAAA"
+        for _ in range(3):
+            answer = await sign_in(http, wrong)
+            assert answer.status_code == 401 and "not valid" in answer.text
+        # Over the limit: refused before the credential is even checked, the right one too.
+        answer = await sign_in(http, key)
+        assert answer.status_code == 429 and answer.headers["retry-after"].isdigit()
+        assert "gateway_console=" not in answer.headers.get("set-cookie", "")
+
+    run(write(tmp_path, "throttle: {failures_per_address: 3}"), body)
