@@ -8,6 +8,12 @@ every remembered miss is a fixed-size id, so the negative caches are bounded in 
 `poll_interval` (default 0.25 s) and drops what a change touches, which bounds how long a
 revoked key or grant can still work to well under a second.
 
+Freshness is checked on the request path, not only by the poller (issue 9, defect 10): every
+read here first asks whether a poll that started within the last second has succeeded, and
+refuses with StoreError (503) when none has. A poll blocked on an unreachable store therefore
+cannot keep a revoked credential working; and refusing needs no store call, so it is immediate.
+The feed is polled on a thread of its own, so request-path misses never queue ahead of it.
+
 Invalidation uses generations: each client has one, and grants have one global generation.
 Anything cached on a client's behalf (a verified credential, a decision) remembers the
 generations it was made under and is ignored once either has moved on.
@@ -20,7 +26,9 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.background import every
 from gateway.cache import ExpiringCache
@@ -33,6 +41,9 @@ from gateway.store import Store, StoreError
 log = logging.getLogger("gateway.identity")
 
 _ABSENT = object()
+_T = TypeVar("_T")
+FRESHNESS_BOUND = 1.0  # seconds: contract §2, a revocation is in force everywhere within one
+READ_TIMEOUT = 1.0  # a request-path store call answered by then, or refused (503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +96,36 @@ class Directory:
         # must not be cached (the change could have landed between our read and our insert).
         self.epoch = 0
         self.last_seq = 0
-        self._last_poll_ok = time.monotonic()
+        # When the last successful poll STARTED: every change committed before it is applied.
+        self._fresh_as_of = time.monotonic()
+        self._enforced = False  # from start(): a directory nobody follows (the CLI) is not gated
+        self._feed_thread = ThreadPoolExecutor(1, thread_name_prefix="change-feed")
         # Set while the signing-change callbacks still owe a run (one failed): retried at every
         # poll until they succeed, without holding up the revocations the feed carries.
         self._signing_pending = False
 
     # --- reads (hot path on a hit) ------------------------------------------------------------
 
+    def ensure_fresh(self) -> None:
+        """Raise StoreError unless the change feed was read within FRESHNESS_BOUND."""
+        if self._enforced:
+            behind = time.monotonic() - self._fresh_as_of
+            if behind > FRESHNESS_BOUND:
+                raise StoreError(f"the change feed has not been read for {behind:.1f} s")
+
+    async def _read(self, call: Callable[..., _T], *args: object) -> _T:
+        """A request-path store call: refused at once when the feed is stale, bounded in time."""
+        self.ensure_fresh()
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(call, *args), READ_TIMEOUT)
+        except TimeoutError:
+            raise StoreError(f"the store did not answer within {READ_TIMEOUT:g} s") from None
+
+    async def _feed(self, call: Callable[..., _T], *args: object) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._feed_thread, call, *args)
+
     def generation(self, client_id: str) -> tuple[int, int]:
+        self.ensure_fresh()
         return self._client_stamp(client_id), self.grants_generation
 
     def _client_stamp(self, client_id: str) -> int:
@@ -101,6 +134,7 @@ class Directory:
         return self._cleared + self._client_generation.get(client_id, 0)
 
     async def key(self, key_id: str) -> AccessKey | None:
+        self.ensure_fresh()
         if not KEY_ID.match(key_id):
             return None
         key = self._keys.get(key_id)
@@ -109,7 +143,7 @@ class Directory:
         if key_id in self._unknown_keys:
             return None
         generation = self._key_generation
-        key = await asyncio.to_thread(self.store.get_access_key, key_id)
+        key = await self._read(self.store.get_access_key, key_id)
         if generation == self._key_generation:
             if key is None:
                 self._unknown_keys[key_id] = True
@@ -118,21 +152,23 @@ class Directory:
         return key
 
     async def client(self, client_id: str) -> Client | None:
+        self.ensure_fresh()
         if not CLIENT_ID.match(client_id):
             return None
         found = self._clients.get(client_id, _ABSENT)
         if found is _ABSENT:
             generation = self._client_stamp(client_id)
-            found = await asyncio.to_thread(self.store.get_client, client_id)
+            found = await self._read(self.store.get_client, client_id)
             if generation == self._client_stamp(client_id):  # no change raced the read
                 self._clients[client_id] = found
         return found if isinstance(found, Client) else None
 
     async def grant_set(self, client_id: str) -> GrantSet:
+        self.ensure_fresh()
         grants = self._grants.get(client_id)
         if grants is None:
             generation = self.generation(client_id)
-            grants = await asyncio.to_thread(self.load_grants, client_id)
+            grants = await self._read(self.load_grants, client_id)
             if generation == self.generation(client_id):
                 self._grants[client_id] = grants
         return grants
@@ -164,7 +200,7 @@ class Directory:
                 if credential_id.startswith("sec_")
                 else self.store.get_public_key
             )
-            found = await asyncio.to_thread(lookup, credential_id)
+            found = await self._read(lookup, credential_id)
             if generation == self._key_generation:
                 self._credentials[credential_id] = found
         if not isinstance(found, ClientSecret | ClientPublicKey) or not found.active:
@@ -192,7 +228,7 @@ class Directory:
             if key is not None and key.active and key.client_id == client_id:
                 keys = None  # newer than the cached list: read it again
         if keys is None:
-            keys = await asyncio.to_thread(self._load_client_keys, client_id)
+            keys = await self._read(self._load_client_keys, client_id)
             if stamp == (self._key_generation, self._client_stamp(client_id)):
                 self._client_keys[client_id] = (stamp, keys)
         now = time.time()  # a cached list outlives a key's expiry, which no change announces
@@ -207,6 +243,7 @@ class Directory:
 
     async def trusted(self) -> TrustedIndex:
         """The index of trusted identities, reloaded first when it may be stale."""
+        self.ensure_fresh()
         if self._trusted_stale:
             await self._reload_trusted()
         return self._trusted
@@ -231,6 +268,7 @@ class Directory:
         return entry is not None and entry.client_id == client_id and entry.revision == parsed[1]
 
     def token_revoked(self, jti: str) -> bool:
+        self.ensure_fresh()
         return jti in self._revoked_tokens
 
     def load_grants(self, client_id: str) -> GrantSet:
@@ -285,18 +323,21 @@ class Directory:
             callback(None)
 
     async def start(self) -> None:
-        self.last_seq = await asyncio.to_thread(self.store.latest_change)
+        started = time.monotonic()
+        self.last_seq = await self._feed(self.store.latest_change)
         await self._reload_trusted()
-        self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
+        self._revoked_tokens = await self._feed(self.store.revoked_tokens, int(time.time()))
+        self._fresh_as_of, self._enforced = started, True
 
     async def poll(self) -> int:
         """Apply new changes; returns how many."""
-        changes = await asyncio.to_thread(self.store.changes_since, self.last_seq)
+        started = time.monotonic()
+        changes = await self._feed(self.store.changes_since, self.last_seq)
         kinds = {c.kind for c in changes}
         if "token" in kinds:
             # Before the changes apply: once they drop the cached verifications, the next
             # check of a revoked token must already find it in this set.
-            self._revoked_tokens = await asyncio.to_thread(self.store.revoked_tokens, int(time.time()))
+            self._revoked_tokens = await self._feed(self.store.revoked_tokens, int(time.time()))
         if "identity" in kinds or self._trusted_stale:
             # Before the client changes that come with it drop the cached verifications.
             await self._reload_trusted()
@@ -304,7 +345,7 @@ class Directory:
             self.apply(change)
             self.last_seq = change.seq
         # The feed is read and applied: revocations are in force whatever the callbacks do.
-        self._last_poll_ok = time.monotonic()
+        self._fresh_as_of = started
         if "signing" in kinds or self._signing_pending:
             self._signing_pending = True
             for callback in self.on_signing_change:
@@ -315,10 +356,10 @@ class Directory:
     @property
     def following(self) -> bool:
         """Whether the change feed was read within the last second (readiness)."""
-        return time.monotonic() - self._last_poll_ok <= 1.0 + self.poll_interval
+        return time.monotonic() - self._fresh_as_of <= FRESHNESS_BOUND
 
     def _fail_closed(self) -> None:
-        if time.monotonic() - self._last_poll_ok > 1.0:
+        if time.monotonic() - self._fresh_as_of > FRESHNESS_BOUND:
             # A revocation made elsewhere could be going unseen: after a second without the
             # feed, stop trusting what is cached (contract §2's one-second bound).
             self.clear()

@@ -17,9 +17,6 @@ from typing import Any, Protocol
 
 from gateway.config import StoreURL
 
-_WRITE_LOCK_ID = 7_262_001  # the advisory lock every PostgreSQL write transaction takes
-_KEYED_LOCK_CLASS = 7_262_005  # advisory locks per key (two-int form: a namespace of its own)
-
 
 class StoreError(Exception):
     """The store could not be reached or refused the operation. Never carries secrets."""
@@ -37,8 +34,10 @@ class Cursor(Protocol):
 class Backend(Protocol):
     dialect: str
 
-    def read(self) -> contextlib.AbstractContextManager[Cursor]: ...
-    def write(self) -> contextlib.AbstractContextManager[Cursor]: ...
+    # `timeout`: seconds the whole call may take (PostgreSQL; SQLite is a local file). The
+    # defaults are short (reads 0.5 s): the change feed and the request path wait on them.
+    def read(self, timeout: float = ...) -> contextlib.AbstractContextManager[Cursor]: ...
+    def write(self, timeout: float = ...) -> contextlib.AbstractContextManager[Cursor]: ...
     def exclusive(self, key: str) -> contextlib.AbstractContextManager[Cursor]: ...
     def join_writers(self, cur: Cursor) -> None: ...
     def close(self) -> None: ...
@@ -90,7 +89,7 @@ class SQLiteBackend:
         return conn
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Cursor]:
+    def read(self, timeout: float = 0.0) -> Iterator[Cursor]:
         try:
             with self._using() as conn:
                 cur = conn.cursor()
@@ -102,7 +101,7 @@ class SQLiteBackend:
             raise StoreError(f"SQLite store error: {exc}") from None
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Cursor]:
+    def write(self, timeout: float = 0.0) -> Iterator[Cursor]:
         with self._using() as conn:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -140,78 +139,10 @@ class SQLiteBackend:
         self._local = threading.local()
 
 
-class _PgCursor:
-    def __init__(self, cur: Any) -> None:
-        self._cur = cur
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _PgCursor:
-        self._cur.execute(sql.replace("?", "%s"), params)
-        return self
-
-    def fetchone(self) -> Any:
-        return self._cur.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cur.fetchall())
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cur.rowcount)
-
-
-class PostgresBackend:
-    dialect = "postgresql"
-
-    def __init__(self, url: str, max_size: int = 8) -> None:
-        import psycopg
-        from psycopg_pool import ConnectionPool
-
-        self._errors: tuple[type[BaseException], ...] = (psycopg.Error,)
-        try:
-            self._pool = ConnectionPool(url, min_size=1, max_size=max_size, open=True, timeout=10)
-            self._pool.wait(timeout=10)
-        except Exception as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}") from None
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Cursor]:
-        try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                yield _PgCursor(cur)
-        except self._errors as exc:
-            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
-
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Cursor]:
-        try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK_ID,))
-                yield _PgCursor(cur)
-        except self._errors as exc:
-            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
-
-    @contextlib.contextmanager
-    def exclusive(self, key: str) -> Iterator[Cursor]:
-        """A transaction holding an advisory lock on `key` only (other keys and ordinary writes
-        go on), released by commit, rollback or a dropped connection (a crashed worker). The
-        global write lock is taken later, by `join_writers`, just before writing: a keyed holder
-        never waits for it while holding something an ordinary writer needs first."""
-        try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_KEYED_LOCK_CLASS, key))
-                yield _PgCursor(cur)
-        except self._errors as exc:
-            raise StoreError(f"PostgreSQL store error: {type(exc).__name__}: {exc}") from None
-
-    def join_writers(self, cur: Cursor) -> None:
-        cur.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK_ID,))
-
-    def close(self) -> None:
-        self._pool.close()
-
-
 def open_backend(url: StoreURL) -> Backend:
     if url.scheme == "sqlite":
         assert url.path is not None
         return SQLiteBackend(url.path)
+    from gateway.store.postgres import PostgresBackend
+
     return PostgresBackend(url.url)

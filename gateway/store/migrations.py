@@ -201,7 +201,7 @@ _DIALECT = {
 def migrate(backend: Backend) -> list[int]:
     """Apply the versions not applied yet; returns those it applied."""
     applied: list[int] = []
-    with backend.write() as cur:
+    with backend.write(timeout=600) as cur:  # DDL on a large store may take a while
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
