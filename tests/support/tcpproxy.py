@@ -20,8 +20,12 @@ from types import TracebackType
 
 
 def _reset(sock: socket.socket) -> None:
+    # shutdown() first: a close() alone leaves a thread blocked in recv() on it, and the
+    # connection open, until that recv returns.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
         sock.close()
 
 
