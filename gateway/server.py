@@ -26,6 +26,7 @@ import uvicorn
 import uvloop
 
 from gateway.config import Config, Listen
+from gateway.logs import quiet_server_noise
 from gateway.policy.loader import Policy
 
 log = logging.getLogger("gateway")
@@ -75,6 +76,7 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_server_noise()
 
 
 async def serve_worker(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import os
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.errors import (
     GatewayError,
@@ -61,9 +63,26 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return error_response(ServiceUnavailable(), request)
 
 
+_LOGGED = "gateway.logged"  # scope key: the catch-all handler has logged this request's error
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error in %s %s", request.method, request.scope.get("route_name", "endpoint"))
+    request.scope[_LOGGED] = True
     return error_response(ServerError(), request)
+
+
+class App(Starlette):
+    """Starlette for the gateway's own endpoints. Starlette's ServerErrorMiddleware re-raises an
+    error after the catch-all handler has answered 500, so the server would log it a second time
+    (issue 9, defect 12); an error our handler has logged stops here. Any other still goes up."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if not scope.get(_LOGGED):
+                raise
 
 
 EXCEPTION_HANDLERS = {

@@ -27,7 +27,7 @@ from gateway.oauth import connections as oauth_connections
 from gateway.oauth import endpoints as oauth_endpoints
 from gateway.pipeline.forward.headers import sort_inbound
 from gateway.runtime import Runtime
-from gateway.web import EXCEPTION_HANDLERS
+from gateway.web import EXCEPTION_HANDLERS, App
 
 
 def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
@@ -91,7 +91,7 @@ def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
     base_path = urlsplit(runtime.config.admin_public_url).path.rstrip("/")
     api += extra  # the web console, under the same base path
     routes += [Mount(base_path, routes=api)] if base_path else api
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = App(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.add_middleware(HeaderLimits, limits=runtime.config.limits)
     return DecisionApp(runtime, base_path + DECISIONS_PREFIX, other=app)
 
@@ -122,4 +122,4 @@ def public_own_app(runtime: Runtime) -> Starlette:
     routes += wellknown.routes(runtime, runtime.config.public_url, runtime.config.public_base_path)
     routes += oauth_endpoints.routes(runtime)
     routes += oauth_connections.routes(runtime)
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    return App(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
