@@ -83,6 +83,7 @@ class Directory:
         self._configured_identities = configured_identities
         self._trusted = TrustedIndex(configured_identities)
         self._trusted_stale = True
+        self._trusted_lock = asyncio.Lock()
         self.on_trusted_change: list[Callable[[TrustedIndex], None]] = []
         # Other services' caches that follow the feed: kind → callbacks given each change;
         # `on_clear` callbacks are given None when everything must be forgotten.
@@ -245,16 +246,25 @@ class Directory:
         """The index of trusted identities, reloaded first when it may be stale."""
         self.ensure_fresh()
         if self._trusted_stale:
-            await self._reload_trusted()
+            async with self._trusted_lock:  # requests that find it stale wait for one reload
+                if self._trusted_stale:
+                    await self._reload_trusted_now()
         return self._trusted
 
     async def _reload_trusted(self) -> None:
+        async with self._trusted_lock:
+            await self._reload_trusted_now()
+
+    async def _reload_trusted_now(self) -> None:
+        epoch = self.epoch
         stored = await asyncio.to_thread(self.store.list_trusted_identities)
         configured = {e.identity_id for e in self._configured_identities}
         index = TrustedIndex(
             [*self._configured_identities, *(e for e in stored if e.identity_id not in configured)]
         )
-        self._trusted, self._trusted_stale = index, False
+        self._trusted = index
+        if epoch == self.epoch:  # else the feed was lost (or moved) meanwhile: read again next time
+            self._trusted_stale = False
         for callback in self.on_trusted_change:
             callback(index)
 

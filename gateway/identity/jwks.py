@@ -150,7 +150,8 @@ class JwksFetcher:
         issuers no entry names any more are forgotten; a changed URL starts afresh."""
         self._configured = dict(issuers)
         for issuer, source in list(self._sources.items()):
-            if issuer not in issuers or issuers[issuer] != source.jwks_uri:
+            # A source made for a one-off check (labelled `other`) starts afresh once trusted.
+            if issuer not in issuers or issuers[issuer] != source.jwks_uri or source.label != issuer:
                 if source.task is None:
                     del self._sources[issuer]
                 else:  # let the fetch finish for whoever waits; the next call makes a new source

@@ -68,9 +68,17 @@ def make_gateway(directory: Path, policy: Path, store: str | None = None, **sett
 
 
 @pytest.fixture(scope="session")
-def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
+def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path, issuer: Issuer) -> Iterator[Gateway]:
+    """The shared gateway; its config file trusts `issuer`'s `config-workload` tokens for
+    `config-aud` as a client made before it starts (entry `from-config`)."""
     gateway = make_gateway(tmp_path_factory.mktemp("gw"), policy_file, workers=2, log_level="debug")
     gateway.init()
+    client = gateway.run_json("clients", "create", "--name", "from-config")["clientId"]
+    gateway.config["identities"] = [
+        {"identityId": "from-config", "issuer": issuer.url, "audience": "config-aud", "clientId": client,
+         "conditions": {"sub": "config-workload"}}
+    ]
+    gateway._pick_ports()  # writes the config file again, now with the entry
     gateway.start()
     try:
         yield gateway

@@ -1,10 +1,10 @@
-"""Entries from the config file (read-only everywhere), the `gateway identities` commands, and
-the whole path on a PostgreSQL store: trust, exchange, delete, refused."""
+"""Entries from the config file (read-only everywhere, the shared gateway has one), and the
+`gateway identities` commands over the whole path: trust, exchange, delete, refused. (The store's
+part on PostgreSQL: tests/store/test_trusted_identities.py.)"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,67 +13,42 @@ import yaml
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.runtime import configured_identities
-from tests.identities.conftest import make_gateway
 from tests.identities.helpers import exchange, proxy, within
 from tests.identity.proxying import after_deadline_every_request, assert_invalid_token
 from tests.support.harness import Gateway
 from tests.support.issuer import Issuer
-from tests.support.postgres import Schemas, require_postgres
 
 
-@pytest.fixture(scope="module")
-def pg_gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path, issuer: Issuer) -> Iterator[Gateway]:
-    """A gateway on PostgreSQL whose config file trusts `issuer`'s `config-workload` tokens."""
-    require_postgres()
-    schemas = Schemas("oidc_")
-    gateway = make_gateway(tmp_path_factory.mktemp("pg"), policy_file, store=schemas.new())
-    try:
-        gateway.init()
-        client = gateway.run_json("clients", "create", "--name", "from-config")["clientId"]
-        gateway.config["identities"] = [
-            {"identityId": "from-config", "issuer": issuer.url, "audience": "config-aud", "clientId": client,
-             "conditions": {"sub": "config-workload"}}
-        ]
-        gateway._pick_ports()  # rewrites the config file, now with the entry
-        gateway.start()
-        yield gateway
-    finally:
-        gateway.stop()
-        schemas.drop_all()
-
-
-def test_config_entry_works_and_is_read_only(pg_gw: Gateway, issuer: Issuer) -> None:
+def test_config_entry_works_and_is_read_only(gw: Gateway, issuer: Issuer) -> None:
     token = issuer.token({"sub": "config-workload", "aud": "config-aud"})
-    assert proxy(pg_gw, "/whoami", token).status_code == 200
-    admin = pg_gw.admin()
+    assert proxy(gw, "/whoami", token).status_code == 200
+    admin = gw.admin()
     shown = admin.get("/v1/identities/from-config")
     assert shown.status_code == 200 and shown.json()["source"] == "config"
     assert "from-config" in [e["identityId"] for e in admin.get("/v1/identities").json()["identities"]]
     assert admin.delete("/v1/identities/from-config").status_code == 409
     assert admin.put("/v1/identities/from-config", json={**shown.json(), "audience": "x"}).status_code == 409
     assert admin.post("/v1/identities", json={**shown.json(), "source": "api"}).status_code == 409
-    refused = pg_gw.run("identities", "delete", "from-config")
+    refused = gw.run("identities", "delete", "from-config")
     assert refused.returncode == 1 and "config file" in refused.stderr
-    unpinned = pg_gw.run("identities", "create", "--client", shown.json()["clientId"], "--issuer", issuer.url,
-                         "--audience", "a", "--condition", "sub=*")
-    assert unpinned.returncode == 1 and "conditions:" in unpinned.stderr
 
 
-def test_cli_and_postgres_lifecycle(pg_gw: Gateway, issuer: Issuer) -> None:
-    client = pg_gw.run_json("clients", "create", "--name", "cli-made", "--scope", "deploy")["clientId"]
-    made = pg_gw.run_json("identities", "create", "--client", client, "--preset", "kubernetes", "--issuer", issuer.url,
-                          "--audience", "pg-aud", "--condition", "sub=system:serviceaccount:jobs:*")
+
+def test_cli_lifecycle(gw: Gateway, issuer: Issuer) -> None:
+    client = gw.admin().create_client("cli-made", scopes=["deploy"])["clientId"]
+    made = gw.run_json("identities", "create", "--client", client, "--preset", "kubernetes", "--issuer", issuer.url,
+                          "--audience", "cli-aud", "--condition", "sub=system:serviceaccount:jobs:*")
     assert made["identityId"].startswith("tid_") and made["conditions"] == {"sub": "system:serviceaccount:jobs:*"}
-    listed = pg_gw.run_json("identities", "list")["identities"]
+    listed = gw.run_json("identities", "list")["identities"]
     assert {e["identityId"] for e in listed} >= {made["identityId"], "from-config"}
 
-    token = issuer.kubernetes("pg-aud", "jobs", "nightly")
-    assert within(1.5, lambda: proxy(pg_gw, "/whoami", token).status_code == 200, "trust")
-    exchanged = exchange(pg_gw, token)
+    token = issuer.kubernetes("cli-aud", "jobs", "nightly")
+    assert within(1.5, lambda: proxy(gw, "/whoami", token).status_code == 200, "trust")
+    exchanged = exchange(gw, token)
     assert exchanged.status_code == 200, exchanged.text
-    deleted = pg_gw.run("identities", "delete", made["identityId"])
+    deleted = gw.run("identities", "delete", made["identityId"])
     assert deleted.returncode == 0, deleted.stderr
-    after_deadline_every_request(pg_gw, "/whoami", [token, exchanged.json()["access_token"]], time.monotonic(),
+    after_deadline_every_request(gw, "/whoami", [token, exchanged.json()["access_token"]], time.monotonic(),
                                  assert_invalid_token, requests_each=3)
 
 
