@@ -152,14 +152,9 @@ class Actions:
         require(caller, "clients", "read")
         if caller.tenant is not None and tenant not in (None, caller.tenant):
             return [], None
-        if contains:
-            clients = await asyncio.to_thread(
-                self.store.search_clients, caller.tenant or tenant, contains, cursor, limit + 1
-            )
-        else:
-            clients = await asyncio.to_thread(
-                self.store.list_clients, caller.tenant or tenant, cursor, limit + 1, name_prefix
-            )
+        clients = await asyncio.to_thread(
+            self.store.list_clients, caller.tenant or tenant, cursor, limit + 1, name_prefix, contains
+        )
         more = len(clients) > limit
         clients = clients[:limit]
         return clients, (clients[-1].client_id if more else None)

@@ -37,6 +37,12 @@ def _rate_limit_json(client: Client) -> str | None:
     return None if client.rate_limit is None else json.dumps(client.rate_limit.as_json())
 
 
+def like_anywhere(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class ClientsMixin(StoreBase):
     @staticmethod
     def _insert_client(cur: Cursor, c: Client) -> None:
@@ -74,7 +80,12 @@ class ClientsMixin(StoreBase):
         return None if row is None else _client(row)
 
     def list_clients(
-        self, tenant: str | None = None, after: str = "", limit: int = 100, name_prefix: str | None = None
+        self,
+        tenant: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        name_prefix: str | None = None,
+        contains: str | None = None,
     ) -> list[Client]:
         where = "client_id > ?"
         params: list[object] = [after]
@@ -84,6 +95,9 @@ class ClientsMixin(StoreBase):
         if name_prefix:  # substr, not LIKE: no wildcard in a name can widen the search
             where += " AND substr(name, 1, ?) = ?"
             params += [len(name_prefix), name_prefix]
+        if contains:  # the console's search: in the name or the id, any case, wildcards literal
+            where += " AND (LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(client_id) LIKE ? ESCAPE '\\')"
+            params += [like_anywhere(contains)] * 2
         with self.backend.read() as cur:
             rows = cur.execute(
                 f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE {where} ORDER BY client_id LIMIT ?",

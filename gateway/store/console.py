@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.models import AuditEntry, Client, now_iso
+from gateway.models import AuditEntry, now_iso
 from gateway.store.base import StoreBase
-from gateway.store.clients import _CLIENT_COLUMNS, _client
+from gateway.store.clients import like_anywhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +21,6 @@ class ConsoleSession:
     credential_id: str
     created_at: str
     expires_at: int  # epoch seconds
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with LIKE's own wildcards taken literally."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 class ConsoleStore(StoreBase):
@@ -66,22 +60,6 @@ class ConsoleStore(StoreBase):
 
     # --- what the pages show ----------------------------------------------------------------
 
-    def search_clients(self, tenant: str | None, query: str, after: str, limit: int) -> list[Client]:
-        """Clients whose id or name contains `query` (any case), by id."""
-        where, params = "client_id > ?", [after]
-        if tenant is not None:
-            where += " AND tenant = ?"
-            params.append(tenant)
-        if query:
-            where += " AND (LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(client_id) LIKE ? ESCAPE '\\')"
-            params += [_like(query), _like(query)]
-        with self.backend.read() as cur:
-            rows = cur.execute(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE {where} ORDER BY client_id LIMIT ?",
-                (*params, limit),
-            ).fetchall()
-        return [_client(r) for r in rows]
-
     def count_clients_and_keys(self, tenant: str | None) -> tuple[int, int]:
         """How many clients, and how many access keys not revoked, in a tenant (or in all)."""
         fence, params = ("WHERE tenant = ?", (tenant,)) if tenant is not None else ("", ())
@@ -112,7 +90,7 @@ class ConsoleStore(StoreBase):
             params.append(action)
         if target:
             where.append("LOWER(target) LIKE ? ESCAPE '\\'")
-            params.append(_like(target))
+            params.append(like_anywhere(target))
         with self.backend.read() as cur:
             rows = cur.execute(
                 "SELECT id, at, actor, action, target, detail FROM audit"

@@ -53,14 +53,14 @@ def test_client_search_is_literal_case_blind_and_fenced_by_tenant(store: Store) 
     a = new_client(store, "Billing_Worker", "acme")
     b = new_client(store, "billing%batch", "other")
     new_client(store, "reports", "acme")
-    assert [c.client_id for c in store.search_clients(None, "BILLING", "", 10)] == sorted(
+    assert [c.client_id for c in store.list_clients(None, "", 10, contains="BILLING")] == sorted(
         [a.client_id, b.client_id]
     )
-    assert [c.client_id for c in store.search_clients("acme", "billing", "", 10)] == [a.client_id]
+    assert [c.client_id for c in store.list_clients("acme", "", 10, contains="billing")] == [a.client_id]
     # LIKE's wildcards are taken literally.
-    assert [c.client_id for c in store.search_clients(None, "g%b", "", 10)] == [b.client_id]
-    assert [c.client_id for c in store.search_clients(None, "g_w", "", 10)] == [a.client_id]
-    assert store.search_clients(None, a.client_id[3:9], "", 10)[0].client_id == a.client_id
+    assert [c.client_id for c in store.list_clients(None, "", 10, contains="g%b")] == [b.client_id]
+    assert [c.client_id for c in store.list_clients(None, "", 10, contains="g_w")] == [a.client_id]
+    assert store.list_clients(None, "", 10, contains=a.client_id[3:9])[0].client_id == a.client_id
     assert store.count_clients_and_keys("acme") == (2, 2)
     assert store.count_clients_and_keys(None) == (3, 3)
 

@@ -19,24 +19,15 @@ if TYPE_CHECKING:
     from gateway.console import ConsoleApp
 
 PAGE = 50
-FIELDS = {
-    "connection_id": "connectionId",
-    "name": "name",
-    "authorization_url": "authorizationUrl",
-    "token_url": "tokenUrl",
-    "revocation_url": "revocationUrl",
-    "client_id": "clientId",
-    "client_secret": "clientSecret",
-}
+# The form's fields carry the admin API's names; lists are typed as text.
+FIELDS = ("connectionId", "name", "authorizationUrl", "tokenUrl", "revocationUrl", "clientId", "clientSecret")
 
 
 def connection_body(data: dict[str, str]) -> dict[str, Any]:
     """POST /v1/connections's body from the form (empty fields left out)."""
-    body: dict[str, Any] = {
-        api: data[form].strip() for form, api in FIELDS.items() if data.get(form, "").strip()
-    }
+    body: dict[str, Any] = {name: data[name].strip() for name in FIELDS if data.get(name, "").strip()}
     body["scopes"] = web.lines(data.get("scopes", "").replace(" ", "\n"))
-    body["allowedRedirects"] = web.lines(data.get("allowed_redirects", ""))
+    body["allowedRedirects"] = web.lines(data.get("allowedRedirects", ""))
     return body
 
 
