@@ -26,7 +26,9 @@ def register(commands: Any) -> None:
     sub = _group(commands, "identities", "manage trusted external identities (OIDC federation)")
     create = _command(sub, "create", "trust the tokens of an OIDC issuer as a service client", _create)
     create.add_argument("--client", required=True, help="the service client the tokens act as (sc_…)")
-    create.add_argument("--preset", choices=sorted(PRESETS), help="defaults for GitHub Actions, GitLab or Kubernetes")
+    create.add_argument(
+        "--preset", choices=sorted(PRESETS), help="defaults for GitHub Actions, GitLab or Kubernetes"
+    )
     create.add_argument("--issuer", help="the issuer (iss), compared byte for byte; a preset may give it")
     create.add_argument("--audience", required=True, help="an audience the tokens must carry (aud)")
     create.add_argument(
@@ -94,7 +96,9 @@ def _list(args: argparse.Namespace, store: Store, config: Config) -> int:
     output(
         args,
         {"identities": [render_identity(e) for e in entries]},
-        "\n".join(f"{e.identity_id}  {_line(e)}{'  (config)' if e.source == 'config' else ''}" for e in entries)
+        "\n".join(
+            f"{e.identity_id}  {_line(e)}{'  (config)' if e.source == 'config' else ''}" for e in entries
+        )
         or "no trusted identities",
     )
     return 0

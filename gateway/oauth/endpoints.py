@@ -42,7 +42,11 @@ from gateway.runtime import Runtime
 CLIENT_CREDENTIALS = "client_credentials"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-_GRANT_LABELS = {CLIENT_CREDENTIALS: "client_credentials", JWT_BEARER: "jwt_bearer", TOKEN_EXCHANGE: "token_exchange"}
+_GRANT_LABELS = {
+    CLIENT_CREDENTIALS: "client_credentials",
+    JWT_BEARER: "jwt_bearer",
+    TOKEN_EXCHANGE: "token_exchange",
+}
 MAX_BODY = 64 * 1024
 _SECRET_PARAMS = ("client_secret", "client_assertion", "assertion", "password", "refresh_token")
 _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.background import every
+from gateway.cache import ExpiringCache
 from gateway.crypto import Sealer, SealError
 from gateway.errors import (
     AccessDenied,
@@ -64,6 +65,7 @@ log = logging.getLogger("gateway.vault")
 
 MARGIN = 60  # an access token is handed out only while it has more than this left (contract §8)
 DEFAULT_LIFETIME = 3600  # when a provider's answer has no expires_in
+_UNKNOWN = object()
 ACTIVE = "active"
 REAUTHORIZE = "reauthorization_required"
 
@@ -97,10 +99,12 @@ class Vault:
         self._configured = {c.connection_id: c for c in configured}
         self._environ = environ
         # Refreshes wait on providers while holding a store connection: a pool of their own, so
-        # they never starve the threads every other store call uses.
-        self._threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vault")
-        self._tokens: dict[tuple[str, str], AccessToken] = {}
-        self._connections: dict[str, Connection | None] = {}
+        # they never starve the threads every other store call uses, and small, so they hold at
+        # most 4 of a worker's 8 PostgreSQL connections (more waiting refreshes queue here).
+        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="vault")
+        # Bounded: one entry per user asked for, and unknown connection ids are remembered too.
+        self._tokens: ExpiringCache[tuple[str, str], AccessToken] = ExpiringCache(100_000, 86_400)
+        self._connections: ExpiringCache[str, object] = ExpiringCache(10_000, 300)
         self._generation: dict[tuple[str, str], int] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[AccessToken]] = {}
         # Appended to from the vault's threads too: a deque's append and popleft are atomic.
@@ -120,9 +124,11 @@ class Vault:
                 self._generation[key] += 1
             return
         if change.kind == "connection":
-            self._connections.pop(change.ref, None)
-            for key in [k for k in self._tokens if k[0] == change.ref]:
-                self._forget(key)
+            # Rare: a connection's tokens are dropped with everything else cached.
+            self._connections.clear()
+            self._tokens.clear()
+            for key in self._generation:
+                self._generation[key] += 1
         elif change.kind == "vault":
             connection_id, user_id = json.loads(change.ref)
             self._forget((connection_id, user_id))
@@ -177,14 +183,13 @@ class Vault:
         return sorted(self._configured.values(), key=lambda c: c.connection_id)
 
     async def connection(self, connection_id: str) -> Connection:
-        found = self._configured.get(connection_id)
+        found: object = self._configured.get(connection_id)
         if found is None:
-            if connection_id in self._connections:
-                found = self._connections[connection_id]
-            else:
+            found = self._connections.get(connection_id, _UNKNOWN)
+            if found is _UNKNOWN:
                 found = await self.run(self.store.get_connection, connection_id)
                 self._connections[connection_id] = found
-        if found is None:
+        if not isinstance(found, Connection):
             raise NotFound(f"no connection {connection_id}")
         return found
 

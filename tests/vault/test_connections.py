@@ -156,7 +156,6 @@ def test_cli_create_list_delete(gw: Gateway, provider: Provider) -> None:
     key = service(gw)
     connect_user(gw, provider, key, "cli-made", "u1")
     assert gw.run_json("connections", "delete", "cli-made")["credentials"] == 1
-    assert gw.run("connections", "delete", "cli-made").returncode == 1
 
 
 def test_no_secret_in_responses_logs_metrics_audit_or_store(gw: Gateway, provider: Provider) -> None:

@@ -45,11 +45,17 @@ def _burst(gateways: list[Gateway], key: str, connection: str, user: str) -> lis
     return results
 
 
+@pytest.fixture(scope="module")
+def sqlite_gw(launch: Launch) -> Gateway:
+    """A SQLite gateway with two workers (the kill -9 test, last in this module, kills it)."""
+    return launch("burst-sqlite", workers=2)
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def fleet(request: pytest.FixtureRequest, launch: Launch) -> list[Gateway]:
     """SQLite: one gateway with two workers. PostgreSQL: two replicas with two workers each."""
     if request.param == "sqlite":
-        return [launch("burst-sqlite", workers=2)]
+        return [request.getfixturevalue("sqlite_gw")]
     make_schema: Callable[[], str] = request.getfixturevalue("pg_schema")
     first = launch("burst-pg", store=make_schema(), workers=2)
     second = launch(
@@ -84,9 +90,40 @@ def test_concurrent_gets_cause_exactly_one_refresh(fleet: list[Gateway], provide
     assert refreshed == 1
 
 
+def test_a_row_copied_to_another_user_does_not_open(gw: Gateway, provider: Provider) -> None:
+    connection = add_connection(gw, provider)
+    other_connection = add_connection(gw, provider)
+    key = service(gw)
+    connect_user(gw, provider, key, connection, "copy-from")
+    connect_user(gw, provider, key, connection, "copy-to", "bob")
+    connect_user(gw, provider, key, other_connection, "copy-from", "bob")
+    victim = gw.admin(key).get(credentials_path(connection, "copy-from")).json()["accessToken"]
+    db = sqlite3.connect(gw.directory / "gateway.db")
+    try:
+        with db:
+            row = db.execute(
+                "SELECT sealed_refresh, sealed_access, access_expires_at FROM vault_entries"
+                " WHERE connection_id = ? AND user_id = ?",
+                (connection, "copy-from"),
+            ).fetchone()
+            for target in ((connection, "copy-to"), (other_connection, "copy-from")):
+                db.execute(
+                    "UPDATE vault_entries SET sealed_refresh = ?, sealed_access = ?, access_expires_at = ?"
+                    " WHERE connection_id = ? AND user_id = ?",
+                    (*row, *target),
+                )
+    finally:
+        db.close()
+    for target_connection, user in ((connection, "copy-to"), (other_connection, "copy-from")):
+        response = gw.admin(key).get(credentials_path(target_connection, user))
+        assert response.status_code == 500 and response.json()["error"] == "server_error", response.text
+        assert victim not in response.text
+    assert "does not open" in gw.log()
+
+
 @pytest.mark.slow
-def test_kill_9_during_a_refresh_loses_no_stored_credential(launch: Launch, provider: Provider) -> None:
-    gw = launch("kill9")
+def test_kill_9_during_a_refresh_loses_no_stored_credential(sqlite_gw: Gateway, provider: Provider) -> None:
+    gw = sqlite_gw
     connection = add_connection(gw, provider)
     key = service(gw)
     provider.set(expires_in=30)
@@ -138,34 +175,3 @@ def test_kill_9_during_a_refresh_loses_no_stored_credential(launch: Launch, prov
 def _swallow(call: Callable[[], object]) -> None:
     with contextlib.suppress(Exception):  # the gateway is killed under it: any error is expected
         call()
-
-
-def test_a_row_copied_to_another_user_does_not_open(gw: Gateway, provider: Provider) -> None:
-    connection = add_connection(gw, provider)
-    other_connection = add_connection(gw, provider)
-    key = service(gw)
-    connect_user(gw, provider, key, connection, "copy-from")
-    connect_user(gw, provider, key, connection, "copy-to", "bob")
-    connect_user(gw, provider, key, other_connection, "copy-from", "bob")
-    victim = gw.admin(key).get(credentials_path(connection, "copy-from")).json()["accessToken"]
-    db = sqlite3.connect(gw.directory / "gateway.db")
-    try:
-        with db:
-            row = db.execute(
-                "SELECT sealed_refresh, sealed_access, access_expires_at FROM vault_entries"
-                " WHERE connection_id = ? AND user_id = ?",
-                (connection, "copy-from"),
-            ).fetchone()
-            for target in ((connection, "copy-to"), (other_connection, "copy-from")):
-                db.execute(
-                    "UPDATE vault_entries SET sealed_refresh = ?, sealed_access = ?, access_expires_at = ?"
-                    " WHERE connection_id = ? AND user_id = ?",
-                    (*row, *target),
-                )
-    finally:
-        db.close()
-    for target_connection, user in ((connection, "copy-to"), (other_connection, "copy-from")):
-        response = gw.admin(key).get(credentials_path(target_connection, user))
-        assert response.status_code == 500 and response.json()["error"] == "server_error", response.text
-        assert victim not in response.text
-    assert "does not open" in gw.log()
