@@ -101,7 +101,9 @@ _MAX_SECONDS = 10 * 365 * 86400  # identity.expiry
 # One segment of a resource with one reading: not empty, `.` or `..`; no / \\ ; % or control
 # characters (gateway.paths.check_segment).
 _SEG = r"[^/\\;%\x00-\x1f\x7f]"
-_SEGMENT = rf"(?:[^/\\;%\x00-\x1f\x7f.]{_SEG}{{0,255}}|\.[^/\\;%\x00-\x1f\x7f.]{_SEG}{{0,254}}|\.\.{_SEG}{{1,254}})"
+_SEGMENT = (
+    rf"(?:[^/\\;%\x00-\x1f\x7f.]{_SEG}{{0,255}}|\.[^/\\;%\x00-\x1f\x7f.]{_SEG}{{0,254}}|\.\.{_SEG}{{1,254}})"
+)
 _USER_ID = string(pattern=f"^{_SEGMENT}$")
 _RESOURCE_URI = string(pattern=f"^(?:/|(?:/{_SEGMENT})+)$")
 
@@ -122,7 +124,15 @@ _EXPIRY = "Expiry"
 # --- operations ----------------------------------------------------------------------------------
 
 _OPERATIONS: list[Operation | tuple[str, str, str, str | None, str | None, int, str | None]] = [
-    Operation("post", "/v1/clients", "Create a service client", "gateway:clients:write", "ClientInput", 201, "Client"),
+    Operation(
+        "post",
+        "/v1/clients",
+        "Create a service client",
+        "gateway:clients:write",
+        "ClientInput",
+        201,
+        "Client",
+    ),
     Operation(
         "get",
         "/v1/clients",
@@ -131,63 +141,157 @@ _OPERATIONS: list[Operation | tuple[str, str, str, str | None, str | None, int, 
         response="ClientList",
         query={**_PAGE, "name": _S, "tenant": _S},
     ),
-    Operation("get", "/v1/clients/{clientId}", "Get a service client", "gateway:clients:read", response="Client"),
     Operation(
-        "put", "/v1/clients/{clientId}", "Update a service client (name required; fields present)",
-        "gateway:clients:write", "ClientPut", 200, "Client",
+        "get", "/v1/clients/{clientId}", "Get a service client", "gateway:clients:read", response="Client"
     ),
     Operation(
-        "patch", "/v1/clients/{clientId}", "Update a service client (fields present)",
-        "gateway:clients:write", "ClientPatch", 200, "Client",
-    ),
-    Operation("delete", "/v1/clients/{clientId}", "Delete a service client and its keys", "gateway:clients:write", status=204),
-    Operation(
-        "post", "/v1/clients/{clientId}/access-keys", "Create an access key (returned once; at most 5 active)",
-        "gateway:clients:write", _EXPIRY, 201, "NewAccessKey",
-    ),
-    Operation(
-        "get", "/v1/clients/{clientId}/access-keys", "List access keys (expired ones marked)",
-        "gateway:clients:read", response="AccessKeyList",
-    ),
-    Operation("delete", "/v1/clients/{clientId}/access-keys/{keyId}", "Revoke an access key", "gateway:clients:write", status=204),
-    Operation(
-        "post", "/v1/clients/{clientId}/secrets", "Create a client secret (returned once)",
-        "gateway:clients:write", _EXPIRY, 201, "NewSecret",
+        "put",
+        "/v1/clients/{clientId}",
+        "Update a service client (name required; fields present)",
+        "gateway:clients:write",
+        "ClientPut",
+        200,
+        "Client",
     ),
     Operation(
-        "get", "/v1/clients/{clientId}/secrets", "List client secrets (ids only)", "gateway:clients:read",
+        "patch",
+        "/v1/clients/{clientId}",
+        "Update a service client (fields present)",
+        "gateway:clients:write",
+        "ClientPatch",
+        200,
+        "Client",
+    ),
+    Operation(
+        "delete",
+        "/v1/clients/{clientId}",
+        "Delete a service client and its keys",
+        "gateway:clients:write",
+        status=204,
+    ),
+    Operation(
+        "post",
+        "/v1/clients/{clientId}/access-keys",
+        "Create an access key (returned once; at most 5 active)",
+        "gateway:clients:write",
+        _EXPIRY,
+        201,
+        "NewAccessKey",
+    ),
+    Operation(
+        "get",
+        "/v1/clients/{clientId}/access-keys",
+        "List access keys (expired ones marked)",
+        "gateway:clients:read",
+        response="AccessKeyList",
+    ),
+    Operation(
+        "delete",
+        "/v1/clients/{clientId}/access-keys/{keyId}",
+        "Revoke an access key",
+        "gateway:clients:write",
+        status=204,
+    ),
+    Operation(
+        "post",
+        "/v1/clients/{clientId}/secrets",
+        "Create a client secret (returned once)",
+        "gateway:clients:write",
+        _EXPIRY,
+        201,
+        "NewSecret",
+    ),
+    Operation(
+        "get",
+        "/v1/clients/{clientId}/secrets",
+        "List client secrets (ids only)",
+        "gateway:clients:read",
         response="SecretList",
     ),
-    Operation("delete", "/v1/clients/{clientId}/secrets/{secretId}", "Revoke a client secret", "gateway:clients:write", status=204),
     Operation(
-        "post", "/v1/clients/{clientId}/public-keys", "Register a public key ({jwk} or {pem}) for private_key_jwt",
-        "gateway:clients:write", "PublicKeyInput", 201, "PublicKey",
+        "delete",
+        "/v1/clients/{clientId}/secrets/{secretId}",
+        "Revoke a client secret",
+        "gateway:clients:write",
+        status=204,
     ),
     Operation(
-        "get", "/v1/clients/{clientId}/public-keys", "List registered public keys", "gateway:clients:read",
+        "post",
+        "/v1/clients/{clientId}/public-keys",
+        "Register a public key ({jwk} or {pem}) for private_key_jwt",
+        "gateway:clients:write",
+        "PublicKeyInput",
+        201,
+        "PublicKey",
+    ),
+    Operation(
+        "get",
+        "/v1/clients/{clientId}/public-keys",
+        "List registered public keys",
+        "gateway:clients:read",
         response="PublicKeyList",
     ),
     Operation(
-        "delete", "/v1/clients/{clientId}/public-keys/{keyId}", "Revoke a registered public key",
-        "gateway:clients:write", status=204, params=_PUBLIC_KEY_ID,
+        "delete",
+        "/v1/clients/{clientId}/public-keys/{keyId}",
+        "Revoke a registered public key",
+        "gateway:clients:write",
+        status=204,
+        params=_PUBLIC_KEY_ID,
     ),
     Operation(
-        "get", "/v1/clients/{clientId}/usage", "Requests per hour and route, from counts written in batches",
-        "gateway:clients:read", response="Usage", query={"from": string(format="date-time"), "to": string(format="date-time")},
+        "get",
+        "/v1/clients/{clientId}/usage",
+        "Requests per hour and route, from counts written in batches",
+        "gateway:clients:read",
+        response="Usage",
+        query={"from": string(format="date-time"), "to": string(format="date-time")},
     ),
     Operation("post", "/v1/roles", "Create a role", "gateway:roles:write", "RoleCreate", 201, "Role"),
     Operation("get", "/v1/roles", "List roles", "gateway:roles:read", response="RoleList", query=_PAGE),
     Operation("get", "/v1/roles/{roleId}", "Get a role", "gateway:roles:read", response="Role"),
-    Operation("put", "/v1/roles/{roleId}", "Create or replace a role", "gateway:roles:write", "RoleInput", 200, "Role"),
-    Operation("delete", "/v1/roles/{roleId}", "Delete a role", "gateway:roles:write", status=204),
-    Operation("post", "/v1/records", "Create an access record", "gateway:records:write", "RecordInput", 201, "Record"),
-    Operation("get", "/v1/records", "List access records", "gateway:records:read", response="RecordList", query=_PAGE),
-    Operation("get", "/v1/records/{recordId}", "Get an access record", "gateway:records:read", response="Record"),
     Operation(
-        "put", "/v1/records/{recordId}", "Create or replace an access record", "gateway:records:write",
-        "RecordInput", 200, "Record",
+        "put",
+        "/v1/roles/{roleId}",
+        "Create or replace a role",
+        "gateway:roles:write",
+        "RoleInput",
+        200,
+        "Role",
     ),
-    Operation("delete", "/v1/records/{recordId}", "Delete an access record", "gateway:records:write", status=204),
+    Operation("delete", "/v1/roles/{roleId}", "Delete a role", "gateway:roles:write", status=204),
+    Operation(
+        "post",
+        "/v1/records",
+        "Create an access record",
+        "gateway:records:write",
+        "RecordInput",
+        201,
+        "Record",
+    ),
+    Operation(
+        "get",
+        "/v1/records",
+        "List access records",
+        "gateway:records:read",
+        response="RecordList",
+        query=_PAGE,
+    ),
+    Operation(
+        "get", "/v1/records/{recordId}", "Get an access record", "gateway:records:read", response="Record"
+    ),
+    Operation(
+        "put",
+        "/v1/records/{recordId}",
+        "Create or replace an access record",
+        "gateway:records:write",
+        "RecordInput",
+        200,
+        "Record",
+    ),
+    Operation(
+        "delete", "/v1/records/{recordId}", "Delete an access record", "gateway:records:write", status=204
+    ),
     Operation(
         "get",
         "/v1/users/{userId}/resources/{resourceUri}/permissions/{permission}",
@@ -196,15 +300,23 @@ _OPERATIONS: list[Operation | tuple[str, str, str, str | None, str | None, int, 
         response="Check",
     ),
     Operation(
-        "get", "/v1/audit", "Who changed what, when (newest first)", "gateway:audit:read", response="AuditList",
+        "get",
+        "/v1/audit",
+        "Who changed what, when (newest first)",
+        "gateway:audit:read",
+        response="AuditList",
         query={**_PAGE, "cursor": string(pattern="^[0-9]{1,18}$", description="from the previous page")},
     ),
     Operation(
-        "get", "/v1/clients/{clientId}/.well-known/openid-configuration", "A client's issuer document (public)",
+        "get",
+        "/v1/clients/{clientId}/.well-known/openid-configuration",
+        "A client's issuer document (public)",
         response="ClientIssuer",
     ),
     Operation(
-        "get", "/v1/clients/{clientId}/.well-known/openid-configuration/jwks", "A client's access keys as JWKs (public)",
+        "get",
+        "/v1/clients/{clientId}/.well-known/openid-configuration/jwks",
+        "A client's access keys as JWKs (public)",
         response="Jwks",
     ),
     Operation("get", "/.well-known/jwks.json", "The gateway's public signing keys (public)", response="Jwks"),
@@ -287,7 +399,11 @@ _OPERATIONS: list[Operation | tuple[str, str, str, str | None, str | None, int, 
 # --- schemas -------------------------------------------------------------------------------------
 
 _RATE_LIMIT = obj(
-    {"requests": integer(1, 1_000_000_000), "window": integer(1, 86400 * 31), "burst": nullable(integer(1, 1_000_000_000))},
+    {
+        "requests": integer(1, 1_000_000_000),
+        "window": integer(1, 86400 * 31),
+        "burst": nullable(integer(1, 1_000_000_000)),
+    },
     required=("requests", "window"),
     additionalProperties=False,
 )
@@ -300,10 +416,20 @@ _CLIENT_FIELDS: dict[str, Schema] = {
     "rateLimit": nullable(_RATE_LIMIT),
     "disabled": nullable({"type": "boolean"}),
 }
-_LIFECYCLE: dict[str, Schema] = {"expiresAt": nullable(_TIME), "expired": {"type": "boolean"}, "lastUsed": nullable(_TIME)}
+_LIFECYCLE: dict[str, Schema] = {
+    "expiresAt": nullable(_TIME),
+    "expired": {"type": "boolean"},
+    "lastUsed": nullable(_TIME),
+}
 _ACCESS_KEY = {"keyId": _S, "clientId": _S, "generationDate": _TIME, **_LIFECYCLE}
 _SECRET = {"secretId": _S, "clientId": _S, "createdTime": _TIME, **_LIFECYCLE}
-_PUBLIC_KEY = {"keyId": _S, "clientId": _S, "alg": string(enum=["EdDSA", "ES256", "RS256"]), "jwk": {"type": "object"}, "createdTime": _TIME}
+_PUBLIC_KEY = {
+    "keyId": _S,
+    "clientId": _S,
+    "alg": string(enum=["EdDSA", "ES256", "RS256"]),
+    "jwk": {"type": "object"},
+    "createdTime": _TIME,
+}
 _ROLE_FIELDS: dict[str, Schema] = {
     "name": nullable(_TEXT),
     "description": nullable(_TEXT),
@@ -335,7 +461,9 @@ _RECORD_FIELDS: dict[str, Schema] = {
 }
 
 _SCHEMAS: dict[str, Any] = {
-    "Error": obj({"error": _S, "error_description": _S, "request_id": _S}, required=("error", "error_description")),
+    "Error": obj(
+        {"error": _S, "error_description": _S, "request_id": _S}, required=("error", "error_description")
+    ),
     "Pagination": obj({"next": nullable(obj({"cursor": _S}, required=("cursor",)))}, required=("next",)),
     "ClientInput": obj({**_CLIENT_FIELDS, "tenant": nullable(string(pattern=_ID))}, required=("name",)),
     "ClientPut": obj(_CLIENT_FIELDS, required=("name",)),
@@ -349,35 +477,64 @@ _SCHEMAS: dict[str, Any] = {
             "scopes": array(_S),
             "audiences": array(_S),
             "tokenLifetime": nullable(integer()),
-            "rateLimit": nullable(obj({"requests": integer(), "window": {"type": "number"}, "burst": nullable(integer())})),
+            "rateLimit": nullable(
+                obj({"requests": integer(), "window": {"type": "number"}, "burst": nullable(integer())})
+            ),
             "disabled": {"type": "boolean"},
             "createdTime": _TIME,
             "lastUpdated": _TIME,
             "options": {"type": "object"},
             "verificationKeys": array(ref("AccessKey")),
         },
-        required=("clientId", "name", "description", "tenant", "scopes", "audiences", "disabled", "createdTime"),
+        required=(
+            "clientId",
+            "name",
+            "description",
+            "tenant",
+            "scopes",
+            "audiences",
+            "disabled",
+            "createdTime",
+        ),
     ),
     _EXPIRY: obj(
-        {"expiresIn": integer(1, _MAX_SECONDS), "expiresAt": string(format="date-time", description="in the future, at most 10 years ahead")},
+        {
+            "expiresIn": integer(1, _MAX_SECONDS),
+            "expiresAt": string(format="date-time", description="in the future, at most 10 years ahead"),
+        },
         description="expiresIn or expiresAt, not both; neither: never expires",
     ),
     "AccessKey": obj(_ACCESS_KEY, required=("keyId", "clientId", "generationDate")),
     "NewAccessKey": obj(
-        {**_ACCESS_KEY, "accessKey": string(description="clientId.keyId.accountId.base64(PKCS#8); shown once")},
+        {
+            **_ACCESS_KEY,
+            "accessKey": string(description="clientId.keyId.accountId.base64(PKCS#8); shown once"),
+        },
         required=("keyId", "clientId", "generationDate", "accessKey"),
     ),
     "Secret": obj(_SECRET, required=("secretId", "clientId", "createdTime")),
-    "NewSecret": obj({**_SECRET, "clientSecret": string(description="shown once")}, required=("secretId", "clientSecret")),
+    "NewSecret": obj(
+        {**_SECRET, "clientSecret": string(description="shown once")}, required=("secretId", "clientSecret")
+    ),
     "PublicKeyInput": obj(
-        {"jwk": {"type": "object", "description": "a public JWK (RSA 2048+, EC P-256, OKP Ed25519)"}, "pem": _S},
+        {
+            "jwk": {"type": "object", "description": "a public JWK (RSA 2048+, EC P-256, OKP Ed25519)"},
+            "pem": _S,
+        },
         description="exactly one of jwk or pem",
     ),
     "PublicKey": obj(_PUBLIC_KEY, required=("keyId", "clientId", "alg", "jwk")),
     "RoleInput": obj({"roleId": string(pattern=_ID), **_ROLE_FIELDS}, required=("permissions",)),
     "RoleCreate": obj({"roleId": string(pattern=_ID), **_ROLE_FIELDS}, required=("roleId", "permissions")),
     "Role": obj(
-        {"roleId": _S, "name": _S, "description": nullable(_S), "permissions": _ROLE_FIELDS["permissions"], "createdTime": _TIME, "lastUpdated": _TIME},
+        {
+            "roleId": _S,
+            "name": _S,
+            "description": nullable(_S),
+            "permissions": _ROLE_FIELDS["permissions"],
+            "createdTime": _TIME,
+            "lastUpdated": _TIME,
+        },
         required=("roleId", "name", "description", "permissions"),
     ),
     "RecordInput": obj({"recordId": string(pattern=_ID), **_RECORD_FIELDS}, required=("statements",)),
@@ -400,7 +557,14 @@ _SCHEMAS: dict[str, Any] = {
         required=("userId", "resourceUri", "permission", "allowed"),
     ),
     "AuditEntry": obj(
-        {"id": integer(), "time": _TIME, "actor": _S, "action": _S, "target": _S, "detail": {"type": "object"}},
+        {
+            "id": integer(),
+            "time": _TIME,
+            "actor": _S,
+            "action": _S,
+            "target": _S,
+            "detail": {"type": "object"},
+        },
         required=("id", "time", "actor", "action", "target", "detail"),
     ),
     "Usage": obj(
@@ -566,7 +730,10 @@ _DECISION = {
     "parameters": [{"name": "path", "in": "path", "required": True, "schema": _S}],
     "responses": {
         "200": {"description": "allowed: the identity headers to copy upstream"},
-        "401": {"description": "no valid credential", "content": {"application/json": {"schema": ref("Error")}}},
+        "401": {
+            "description": "no valid credential",
+            "content": {"application/json": {"schema": ref("Error")}},
+        },
         "403": {
             "description": "refused (the error says why: access_denied, not_found, invalid_request, ...)",
             "content": {"application/json": {"schema": ref("Error")}},
@@ -576,7 +743,6 @@ _DECISION = {
 _DECISIONS = {m: _DECISION for m in ("get", "head", "post", "put", "patch", "delete", "options")}
 
 
-
 _ERRORS = {
     400: "invalid request (the description names the field)",
     401: "no valid credential",
@@ -584,7 +750,10 @@ _ERRORS = {
     404: "not found (or not allowed, for the check)",
     503: "the store is unreachable (try again)",
 }
-_WRITE_ERRORS = {409: "conflict (the sixth key, an id in use, the last administrator, ...)", 413: "body too large"}
+_WRITE_ERRORS = {
+    409: "conflict (the sixth key, an id in use, the last administrator, ...)",
+    413: "body too large",
+}
 
 
 def _error(description: str) -> Schema:
@@ -613,10 +782,18 @@ def _operation(op: Operation) -> Schema:
     if op.request:
         # An empty body reads as {} (contract §7); it is required when {} would be refused.
         needed = bool(_SCHEMAS.get(op.request, {}).get("required"))
-        out["requestBody"] = {"required": needed, "content": {"application/json": {"schema": ref(op.request)}}}
+        out["requestBody"] = {
+            "required": needed,
+            "content": {"application/json": {"schema": ref(op.request)}},
+        }
     names = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
     parameters = [
-        {"name": n, "in": "path", "required": True, "schema": op.params.get(n) or _PARAMETERS.get(n, string(min_length=1))}
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": op.params.get(n) or _PARAMETERS.get(n, string(min_length=1)),
+        }
         for n in names
     ]
     parameters += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in op.query.items()]

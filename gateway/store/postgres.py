@@ -179,7 +179,12 @@ class PostgresBackend:
             finally:
                 _WATCHDOG.disarm(watch)
                 idle = self._psycopg.pq.TransactionStatus.IDLE
-                if not broken and not watch.fired and not conn.closed and conn.info.transaction_status == idle:
+                if (
+                    not broken
+                    and not watch.fired
+                    and not conn.closed
+                    and conn.info.transaction_status == idle
+                ):
                     with self._lock:
                         self._idle.append(conn)
                 else:

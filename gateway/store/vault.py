@@ -90,30 +90,35 @@ class VaultSession:
         return self._cur
 
     def save(self, entry: VaultEntry, actor: str, action: str, detail: dict[str, Any]) -> VaultEntry:
-        """Insert or replace the credential (version moves on), audited, in the change feed."""
+        """Insert the credential, or replace the one this session read (its version moves on),
+        audited, in the change feed. Raises Missing when the row read was deleted meanwhile (a
+        connection's deletion does not wait for this lock): nothing is written back then."""
         cur = self._join()
         entry = replace(entry, version=(self.entry.version + 1) if self.entry else 1, updated_at=now_iso())
+        values = (
+            entry.sealed_refresh,
+            entry.sealed_access,
+            entry.token_type,
+            entry.access_expires_at,
+            entry.state,
+            entry.version,
+            entry.updated_at,
+        )
         if self.entry is not None:
             entry = replace(entry, created_at=self.entry.created_at)
-        cur.execute(
-            "DELETE FROM vault_entries WHERE connection_id = ? AND user_id = ?",
-            (self.connection_id, self.user_id),
-        )
-        cur.execute(
-            f"INSERT INTO vault_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.connection_id,
-                entry.user_id,
-                entry.sealed_refresh,
-                entry.sealed_access,
-                entry.token_type,
-                entry.access_expires_at,
-                entry.state,
-                entry.version,
-                entry.created_at,
-                entry.updated_at,
-            ),
-        )
+            cur.execute(
+                "UPDATE vault_entries SET sealed_refresh = ?, sealed_access = ?, token_type = ?,"
+                " access_expires_at = ?, state = ?, version = ?, updated_at = ?"
+                " WHERE connection_id = ? AND user_id = ? AND version = ?",
+                (*values, self.connection_id, self.user_id, self.entry.version),
+            )
+            if cur.rowcount != 1:
+                raise Missing(f"{self.connection_id}/{self.user_id}")
+        else:
+            cur.execute(
+                f"INSERT INTO vault_entries ({_ENTRY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.connection_id, self.user_id, *values[:6], entry.created_at, entry.updated_at),
+            )
         _write_bookkeeping(cur, actor, action, self.connection_id, self.user_id, detail)
         self.entry = entry
         return entry

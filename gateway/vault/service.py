@@ -48,7 +48,7 @@ from gateway.errors import (
 from gateway.identity.grants import GrantSet
 from gateway.metrics import VAULT_REFRESH
 from gateway.models import Change, now_iso
-from gateway.store import Store, StoreError
+from gateway.store import Missing, Store, StoreError
 from gateway.store.vault import credential_target
 from gateway.vault.provider import ProviderClient, ProviderRejected, ProviderUnreachable, TokenAnswer
 from gateway.vault_models import (
@@ -310,15 +310,18 @@ class Vault:
             self.audit_later(actor, "credentials.read", *key, "stored")
             return fresh
         outcome: GatewayError | AccessToken
-        with self.store.vault_session(*key) as session:
-            entry = session.entry
-            self._check(entry, actor, key)
-            assert entry is not None
-            fresh = self._fresh(key, entry)
-            if fresh is not None:  # refreshed by another worker or replica while we waited
-                self.audit_later(actor, "credentials.read", *key, "stored")
-                return fresh
-            outcome = self._refresh(connection, key, entry, session, actor)
+        try:
+            with self.store.vault_session(*key) as session:
+                entry = session.entry
+                self._check(entry, actor, key)
+                assert entry is not None
+                fresh = self._fresh(key, entry)
+                if fresh is not None:  # refreshed by another worker or replica while we waited
+                    self.audit_later(actor, "credentials.read", *key, "stored")
+                    return fresh
+                outcome = self._refresh(connection, key, entry, session, actor)
+        except Missing:  # its connection was deleted while the provider answered
+            raise NotFound(f"no credential stored for user {key[1]} at connection {key[0]}") from None
         if isinstance(outcome, GatewayError):
             raise outcome
         return outcome
@@ -397,7 +400,10 @@ class Vault:
             with self.store.vault_session(*key) as session:
                 session.save(self._entry(key, refresh, answer), actor, action, {"outcome": "stored"})
 
-        await self.run(write)
+        try:
+            await self.run(write)
+        except Missing:  # replaced a row that its connection's deletion removed meanwhile
+            raise NotFound(f"no connection {key[0]}") from None
         self._forget(key)
 
     async def delete(self, grants: GrantSet, actor: str, connection_id: str, user_id: str) -> None:
