@@ -63,6 +63,8 @@ def new_admin(gateway: Gateway, **client: Any) -> tuple[str, str]:
 def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) -> None:
     assert gateway.admin_key is not None
     page = context.new_page()
+    violations: list[str] = []  # the pages need nothing the CSP forbids (no inline script or style)
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     sign_in(page, gateway, gateway.admin_key)
     assert page.locator("#stat-clients").inner_text().isdigit()
     screenshot(page, "overview")
@@ -179,6 +181,7 @@ def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) ->
     screenshot(page, "client-narrow")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the client page scrolls sideways on a narrow screen ({width} px)"
+    assert violations == []
     print(f"revoked key refused after {refused_after:.3f} s")
 
 
