@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway import group
+from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import load_sealer
 from gateway.errors import ConfigError, GatewayError
@@ -208,7 +211,21 @@ class Runtime:
         self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.limits = _limiter(config, identity.directory)
         self.ready = False
+        # Whether this worker is ready, as /readyz judges it (the admin app sets the full check);
+        # beaten into the group's table so any worker's /readyz speaks for all (issue 9, defect 9).
+        self.ready_check: Callable[[], bool] = lambda: self.ready
+        self.workers: group.Workers | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _beat(self) -> None:
+        if self.workers is not None:
+            self.workers.beat(self.ready_check())
+
+    async def _heartbeat(self) -> None:
+        async def step() -> None:
+            self._beat()
+
+        await every(0.5, step, what="readiness heartbeat", log=log, first_delay=False)
 
     def _swapped(self, policy: Policy) -> None:
         self.upstreams.retire(set(policy.upstreams.values()))
@@ -229,9 +246,14 @@ class Runtime:
         if isinstance(self.limits.backend, RedisBackend):
             self._tasks.append(asyncio.create_task(self.limits.backend.watch()))
         self.ready = True
+        self.workers = group.Workers()
+        self._beat()
+        self._tasks.append(asyncio.create_task(self._heartbeat()))
 
     async def stop(self) -> None:
         self.ready = False
+        if self.workers is not None:
+            self.workers.leave()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -37,11 +37,12 @@ def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(request: Request) -> Response:
+    def local_readiness() -> tuple[int, dict[str, object]]:
+        """This worker's readiness: the status code and body /readyz would give for it alone."""
         if not runtime.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
+            return 503, {"status": "starting"}
         if not runtime.identity.directory.following:
-            return JSONResponse({"status": "store unreachable"}, status_code=503)
+            return 503, {"status": "store unreachable"}
         policy = runtime.policy.current
         ready: dict[str, object] = {
             "status": "ready",
@@ -53,8 +54,22 @@ def admin_app(runtime: Runtime, extra: Sequence[BaseRoute] = ()) -> DecisionApp:
             if not limits["reachable"] and limits["failureMode"] == "fail_closed":
                 # Every rate-limited request is refused (503) until the backend is back.
                 ready["status"] = "rate limit backend unreachable"
-                return JSONResponse(ready, status_code=503)
-        return JSONResponse(ready)
+                return 503, ready
+        return 200, ready
+
+    runtime.ready_check = lambda: local_readiness()[0] == 200
+
+    async def readyz(request: Request) -> Response:
+        """Ready when this worker is and every worker of the process group reports ready (a
+        heartbeat within 2 s): whichever worker takes the probe speaks for all (defect 9)."""
+        status, body = local_readiness()
+        if status == 200 and runtime.workers is not None:
+            ready, _ = runtime.workers.count()
+            body["workers"] = {"ready": ready, "expected": runtime.config.workers}
+            if ready < runtime.config.workers:
+                body["status"] = "workers not ready"
+                status = 503
+        return JSONResponse(body, status_code=status)
 
     async def metrics(request: Request) -> Response:
         body, content_type = exposition()

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     # Several workers report through files (prometheus_client's multi-process mode); one worker
     # keeps its metrics in memory, which costs a fifth of the per-request metric overhead.
     metrics_dir = prepare_metrics_dir() if config.workers > 1 else None
+    from gateway import group
+
+    group_dir = group.prepare() if config.workers > 1 else None  # counters and readiness shared
     try:
         from gateway.policy import load_policy
         from gateway.runtime import open_identity
@@ -44,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
         serve(config, policy)
         return 0
     finally:
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        for made in (metrics_dir, group_dir):
+            if made:
+                shutil.rmtree(made, ignore_errors=True)

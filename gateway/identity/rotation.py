@@ -1,4 +1,5 @@
-"""Signing key rotation on a schedule, run by every worker; the store makes it happen once.
+"""Signing key rotation on a schedule, run by one worker per replica (`group.leader`); the store
+makes it happen once across replicas.
 
 - A `next` key always exists, so it is published (in the JWKS) before it signs.
 - When the current key is older than `rotation_interval` and the next one has been published for
@@ -14,6 +15,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
+from gateway import group
 from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import Sealer
@@ -91,7 +93,9 @@ class Rotation:
         return changed
 
     async def step(self) -> None:
-        if await asyncio.to_thread(self.tick):
+        # One worker per replica writes (issue 9, defect 9); the others learn of a rotation from
+        # the change feed, whose signing-change callback reloads their key ring.
+        if group.leader() and await asyncio.to_thread(self.tick):
             await self.reload()
 
     async def run(self, interval: float = 30.0) -> None:

@@ -1,0 +1,99 @@
+"""Defect 9: the workers of one gateway act as one.
+
+- The token endpoint's throttle counted per worker process, so with N workers a caller got N
+  times the configured failures; the counts are shared now, and bounded (a table of fixed size,
+  whatever client ids callers make up).
+- `/readyz` was answered by whichever worker took the connection; now it is ready only when
+  every worker reports ready. A worker frozen with SIGSTOP makes the probe fail, on any worker.
+- Every worker ran the same maintenance writes; one worker per replica does now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.group import Counters
+from tests.identity.deployment import new_gateway
+from tests.oauth.helpers import basic
+from tests.support.harness import Gateway
+from tests.support.processes import http_client
+
+PER_CLIENT = 3
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
+    gw = new_gateway(
+        tmp_path_factory.mktemp("group"),
+        None,
+        [policy_file],
+        workers=2,
+        throttle={"failures_per_client": PER_CLIENT, "failures_per_address": 1000},
+    )
+    gw.init()
+    gw.start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_the_throttle_limit_holds_across_workers(two_workers: Gateway) -> None:
+    client_id, _ = two_workers.admin().new_client_with_key()
+    wrong = {"Authorization": basic(client_id, "gwcs_wrong")}
+    statuses = []
+    with http_client(fresh=True) as http:  # a new connection each time: both workers get some
+        for _ in range(PER_CLIENT + 8):
+            response = http.post(two_workers.token_url, data={"grant_type": "client_credentials"}, headers=wrong)
+            statuses.append(response.status_code)
+    assert statuses[:PER_CLIENT] == [401] * PER_CLIENT, statuses
+    assert statuses[PER_CLIENT:] == [429] * 8, statuses  # per worker it would take 2 x 3 failures
+
+
+def test_one_worker_runs_the_maintenance(two_workers: Gateway) -> None:
+    deadline = time.monotonic() + 5
+    while "runs this replica's maintenance" not in two_workers.log():
+        assert time.monotonic() < deadline, two_workers.log()[-3000:]
+        time.sleep(0.05)
+    assert two_workers.log().count("runs this replica's maintenance") == 1
+
+
+def _readyz(gw: Gateway) -> int | None:
+    with contextlib.suppress(httpx.HTTPError), http_client(0.5, fresh=True) as http:
+        return http.get(gw.admin_url + "/readyz").status_code
+    return None  # the frozen worker took the connection
+
+
+def test_readyz_speaks_for_every_worker(two_workers: Gateway) -> None:
+    assert _readyz(two_workers) == 200
+    frozen = next(p for p in two_workers.worker_pids() if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes())
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 6
+        while _readyz(two_workers) != 503:
+            assert time.monotonic() < deadline, "a frozen worker never made /readyz fail"
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    deadline = time.monotonic() + 6
+    while _readyz(two_workers) != 200:
+        assert time.monotonic() < deadline, "ready again once the worker is back"
+
+
+def test_counters_are_bounded_whatever_the_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_GROUP_DIR", str(tmp_path))
+    counters = Counters("bounded", slots=1024)
+    size = (tmp_path / "bounded").stat().st_size
+    for i in range(5000):
+        counters.add(f"sc_{'x' * 2000}{i}")  # long, caller-chosen ids
+    assert (tmp_path / "bounded").stat().st_size == size
+    counters.add("mine")
+    counters.add("mine")
+    assert counters.estimate("mine")[0] == 2
