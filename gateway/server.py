@@ -168,50 +168,45 @@ def run(config: Config, policy: Policy | None = None) -> None:
 def _supervise(config: Config, sockets: list[socket.socket]) -> None:
     from prometheus_client import multiprocess
 
+    from gateway.supervisor import Supervisor
+
     spawn = multiprocessing.get_context("spawn")
-    workers: list[Any] = []
 
     def start_worker() -> Any:
         process = spawn.Process(target=_worker_main, args=(config, sockets), daemon=False)
         process.start()
         return process
 
+    def reaped(process: Any) -> None:
+        if process.pid is not None:
+            multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]
+
     stopping = False
+    supervisor: Supervisor | None = None
+
+    def signal_all(sig: int) -> None:
+        for w in supervisor.processes() if supervisor is not None else []:
+            if w.is_alive() and w.pid:
+                os.kill(w.pid, sig)
 
     def on_stop(signum: int, frame: Any) -> None:
         nonlocal stopping
         stopping = True
-        for w in workers:
-            if w.is_alive() and w.pid:
-                os.kill(w.pid, signal.SIGTERM)
-
-    def on_hup(signum: int, frame: Any) -> None:
-        for w in workers:
-            if w.is_alive() and w.pid:
-                os.kill(w.pid, signal.SIGHUP)
+        signal_all(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
-    workers.extend(start_worker() for _ in range(config.workers))
-    backoff = 0.5  # a worker that dies at start (say, an invalid policy on disk) must not spin
-    restart_at = 0.0
-    while True:
-        time.sleep(0.2)
-        for i, w in enumerate(workers):
-            if w.is_alive() or (not stopping and time.monotonic() < restart_at):
-                continue
-            if w.pid is not None:
-                multiprocess.mark_process_dead(w.pid)  # type: ignore[no-untyped-call]
-            if not stopping:
-                log.error("worker %s exited with %s; starting another in %.1f s", w.pid, w.exitcode, backoff)
-                restart_at = time.monotonic() + backoff
-                backoff = min(backoff * 2, 30.0)
-                workers[i] = start_worker()
-        if stopping:
-            deadline = time.monotonic() + config.shutdown_timeout + 5
-            for w in workers:
-                w.join(max(0.0, deadline - time.monotonic()))
-                if w.is_alive():
-                    w.kill()
-            return
+    signal.signal(signal.SIGHUP, lambda signum, frame: signal_all(signal.SIGHUP))
+    supervisor = Supervisor(config.workers, start_worker, reaped)
+    if stopping:  # a stop that came while they started
+        signal_all(signal.SIGTERM)
+    while not stopping:
+        time.sleep(0.1)
+        if not stopping:
+            supervisor.tick()
+    deadline = time.monotonic() + config.shutdown_timeout + 5
+    for w in supervisor.processes():
+        w.join(max(0.0, deadline - time.monotonic()))  # type: ignore[attr-defined]
+        if w.is_alive():
+            w.kill()  # type: ignore[attr-defined]
+        reaped(w)
