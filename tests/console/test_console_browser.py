@@ -60,7 +60,7 @@ def new_admin(gateway: Gateway, **client: Any) -> tuple[str, str]:
     return client_id, key
 
 
-def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) -> None:
+def test_a_client_from_creation_to_revocation(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     page = context.new_page()
     violations: list[str] = []  # the pages need nothing the CSP forbids (no inline script or style)
@@ -185,7 +185,7 @@ def test_a_client_from_creation_to_revocation(gateway: Gateway, context: Any) ->
     print(f"revoked key refused after {refused_after:.3f} s")
 
 
-def test_user_text_is_shown_as_text(gateway: Gateway, context: Any) -> None:
+def test_user_text_is_shown_as_text(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     marker = uuid.uuid4().hex[:8]
     name = f'<script>window.pwned=1</script><img src=x onerror="window.pwned=2">{marker}'
@@ -200,7 +200,7 @@ def test_user_text_is_shown_as_text(gateway: Gateway, context: Any) -> None:
     assert page.evaluate("window.pwned") is None
 
 
-def test_a_tenant_admin_sees_and_changes_only_its_tenant(gateway: Gateway, context: Any) -> None:
+def test_a_tenant_admin_sees_and_changes_only_its_tenant(context: Any, gateway: Gateway) -> None:
     api = gateway.admin()
     tenant = f"acme{uuid.uuid4().hex[:6]}"
     admin_id, admin_key = api.new_client_with_key(tenant=tenant)
@@ -240,7 +240,7 @@ def test_a_tenant_admin_sees_and_changes_only_its_tenant(gateway: Gateway, conte
     assert api.get("/v1/roles/x").status_code == 404
 
 
-def test_forms_without_the_csrf_token_are_refused(gateway: Gateway, context: Any) -> None:
+def test_forms_without_the_csrf_token_are_refused(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     page = context.new_page()
     sign_in(page, gateway, gateway.admin_key)
@@ -253,7 +253,7 @@ def test_forms_without_the_csrf_token_are_refused(gateway: Gateway, context: Any
     assert name not in {c["name"] for c in listed}
 
 
-def test_sign_out_ends_the_session_on_the_server(gateway: Gateway, context: Any) -> None:
+def test_sign_out_ends_the_session_on_the_server(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     page = context.new_page()
     sign_in(page, gateway, gateway.admin_key)
@@ -267,7 +267,7 @@ def test_sign_out_ends_the_session_on_the_server(gateway: Gateway, context: Any)
             assert answer.status_code == 303 and answer.headers["location"].endswith("/console/sign-in")
 
 
-def test_revoking_the_admin_key_ends_its_session(gateway: Gateway, context: Any) -> None:
+def test_revoking_the_admin_key_ends_its_session(context: Any, gateway: Gateway) -> None:
     admin_id, admin_key = new_admin(gateway)
     page = context.new_page()
     sign_in(page, gateway, admin_key)
@@ -281,7 +281,7 @@ def test_revoking_the_admin_key_ends_its_session(gateway: Gateway, context: Any)
         page.goto(console(gateway, "clients"))
 
 
-def test_sign_in_with_a_client_secret_and_the_refusals(gateway: Gateway, context: Any) -> None:
+def test_sign_in_with_a_client_secret_and_the_refusals(context: Any, gateway: Gateway) -> None:
     api = gateway.admin()
     admin_id, _ = new_admin(gateway)
     secret = api.create_secret(admin_id)["clientSecret"]
@@ -341,7 +341,7 @@ def test_security_headers_and_cookie_flags(gateway: Gateway) -> None:
         assert fresh.status_code == 403
 
 
-def test_trusted_identities_page(gateway: Gateway, context: Any) -> None:
+def test_trusted_identities_page(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     api = gateway.admin()
     client_id = api.create_client()["clientId"]
@@ -377,7 +377,7 @@ def test_trusted_identities_page(gateway: Gateway, context: Any) -> None:
     assert api.get(f"/v1/identities/{identity_id}").status_code == 404
 
 
-def test_connections_page_never_shows_a_secret(gateway: Gateway, context: Any) -> None:
+def test_connections_page_never_shows_a_secret(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     api = gateway.admin()
     connection_id = f"provider-{uuid.uuid4().hex[:6]}"
@@ -406,7 +406,7 @@ def test_connections_page_never_shows_a_secret(gateway: Gateway, context: Any) -
     assert api.get(f"/v1/connections/{connection_id}").status_code == 404
 
 
-def test_client_search_and_pages(gateway: Gateway, context: Any) -> None:
+def test_client_search_and_pages(context: Any, gateway: Gateway) -> None:
     assert gateway.admin_key is not None
     api = gateway.admin(keep_alive=True)
     marker = f"paged{uuid.uuid4().hex[:6]}"
@@ -429,7 +429,7 @@ def test_client_search_and_pages(gateway: Gateway, context: Any) -> None:
     assert page.locator("#next-page").count() == 0
 
 
-def test_what_a_reader_may_not_do_is_not_offered_and_refused(gateway: Gateway, context: Any) -> None:
+def test_what_a_reader_may_not_do_is_not_offered_and_refused(context: Any, gateway: Gateway) -> None:
     api = gateway.admin()
     reader_id, reader_key = api.new_client_with_key()
     role = api.create_role(["gateway:clients:read", "gateway:roles:read"])
