@@ -149,6 +149,8 @@ class IdentityActions:
         except InvalidToken as exc:
             raise InvalidRequest(f"jwt: {exc.description}") from None
         audiences = audiences_of(claims)
+        if preferred == "*":  # the Authress SDKs' default: "whichever the token has"
+            preferred = None
         if preferred is None and len(audiences) == 1:
             preferred = audiences[0]
         if preferred is None or preferred not in audiences:

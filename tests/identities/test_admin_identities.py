@@ -3,11 +3,13 @@ audit, validation (the unique-claim rule above all), tenant rules and permission
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from authress import AuthressClient
 
-from tests.identities.helpers import grant, trust, unique, within
+from tests.identities.helpers import grant, proxy, trust, unique, within
 from tests.support.admin import Api
 from tests.support.harness import Gateway
 from tests.support.issuer import Issuer
@@ -221,3 +223,31 @@ def test_openapi_describes_identities(gw: Gateway) -> None:
     document = gw.admin(None).get("/openapi.json").json()
     assert set(document["paths"]["/v1/identities/{identityId}"]) == {"get", "put", "delete"}
     assert "gateway:identities:write" in document["paths"]["/v1/identities"]["post"]["description"]
+
+
+def test_link_identity_shape(gw: Gateway, admin: Api, issuer: Issuer) -> None:
+    """Authress's linkIdentity body, with a clientId: the token must verify now; the entry takes
+    its issuer, the audience and a sub condition."""
+    client = admin.create_client(unique("linked"))["clientId"]
+    token = issuer.token({"sub": "linked-workload", "aud": ["first-aud", "second-aud"]})
+    ambiguous = admin.post("/v1/identities", json={"jwt": token, "clientId": client})
+    assert ambiguous.status_code == 400 and ambiguous.json()["error_description"].startswith("preferredAudience:")
+    expired = issuer.token({"sub": "linked-workload", "aud": "first-aud"}, exp=int(time.time()) - 300)
+    refused = admin.post("/v1/identities", json={"jwt": expired, "preferredAudience": "first-aud", "clientId": client})
+    assert refused.status_code == 400 and refused.json()["error_description"] == "jwt: token expired"
+    linked = admin.post(
+        "/v1/identities",
+        # An id that sorts first, so the SDK's first page below shows it.
+        json={"jwt": token, "preferredAudience": "second-aud", "clientId": client, "identityId": unique("0link")},
+    )
+    assert linked.status_code == 201, linked.text
+    entry = linked.json()
+    assert (entry["issuer"], entry["audience"], entry["conditions"]) == (
+        issuer.url, "second-aud", {"sub": "linked-workload"}
+    )
+    assert "jwt" not in entry and token not in linked.text
+    within(1.5, lambda: proxy(gw, "/whoami", token).status_code == 200, "the linked identity")
+    # Authress's Python SDK reads the list as its IdentityCollection.
+    sdk = AuthressClient(authress_api_url=gw.admin_url, service_client_access_key=gw.admin_key)
+    listed = sdk.accounts.get_account_identities()
+    assert ("second-aud", issuer.url) in [(i.audience, i.issuer) for i in listed.identities]
