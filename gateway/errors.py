@@ -28,6 +28,7 @@
     └── ServerError              500 server_error      a bug of ours; never forwards, never leaks
 
     ConfigError                  a config or policy file is wrong; names the file and field
+    ClientGone                   the caller disconnected mid-request (logged as 499, never answered)
 
 Third-party exceptions (aiohttp, PyJWT, cryptography, the store) are translated into these at the
 edge where they are raised, so nothing else ever reaches a client.
@@ -245,6 +246,10 @@ class RateLimited(GatewayError):
 
 class ServerError(GatewayError):
     pass
+
+
+class ClientGone(Exception):
+    """The caller disconnected: nobody is left to answer (not an error anyone sees)."""
 
 
 class ConfigError(Exception):

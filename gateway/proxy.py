@@ -18,11 +18,11 @@ import os
 import time
 from typing import Any
 
-from gateway.errors import GatewayError, RequestTooLarge, ServerError, ServiceUnavailable, render
+from gateway.errors import ClientGone, GatewayError, RequestTooLarge, ServerError, ServiceUnavailable, render
 from gateway.metrics import UNMATCHED, decision_label, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
-from gateway.pipeline.forward.body import ClientGone, RequestBody
+from gateway.pipeline.forward.body import RequestBody
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
 from gateway.pipeline.forward.upstream import Outbound, Receive, Send, forward
 from gateway.policy.loader import reserved_paths

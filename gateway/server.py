@@ -26,6 +26,7 @@ import uvicorn
 import uvloop
 
 from gateway.config import Config, Listen
+from gateway.http1 import Listener
 from gateway.logs import quiet_server_noise
 from gateway.policy.loader import Policy
 
@@ -87,21 +88,43 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
 
     runtime = Runtime(config, await asyncio.to_thread(open_identity, config), policy)
     await runtime.start()
-    public = _Server(_uvicorn_config(ProxyApp(runtime, public_own_app(runtime)), config))
+    proxy = ProxyApp(runtime, public_own_app(runtime))
     console = console_routes(runtime) if config.console.enabled else []
-    admin = _Server(_uvicorn_config(admin_app(runtime, console), config))
-    servers = [public, admin]
+    servers = [_Server(_uvicorn_config(admin_app(runtime, console), config))]
+    sockets_of = [sockets[1]]
     if len(sockets) > 2:  # decisions.listen: the forward-auth endpoint without the admin API
         from gateway.decisions import DecisionApp
 
         servers.append(_Server(_uvicorn_config(DecisionApp(runtime), config)))
+        sockets_of.append(sockets[2])
+    # The public listener: our own HTTP/1.1 protocol (gateway.http1), or uvicorn's for comparison
+    # in the benchmarks (GATEWAY_HTTP_SERVER=uvicorn; benchmarks/RESULTS.md has the figures).
+    public: Listener | None = None
+    if os.environ.get("GATEWAY_HTTP_SERVER") == "uvicorn":
+        servers.append(_Server(_uvicorn_config(proxy, config)))
+        sockets_of.append(sockets[0])
+    else:
+        public = Listener(proxy, config)
+        await public.start(sockets[0])
+    stopping = asyncio.Event()
 
     def stop() -> None:
         runtime.ready = False
-        for server in servers:
-            if server.should_exit:  # a second signal: stop now
+        if stopping.is_set():  # a second signal: stop now
+            for server in servers:
                 server.force_exit = True
+            if public is not None:
+                public.abort_all()
+        stopping.set()
+        for server in servers:
             server.should_exit = True
+
+    async def drain_public() -> None:
+        if public is not None:
+            await stopping.wait()
+            # The listening socket closes in this process at once, so new connections are refused
+            # rather than queued and reset; in-flight requests get up to shutdown_timeout.
+            await public.close(config.shutdown_timeout, sockets[0])
 
     reloads: set[asyncio.Task[bool]] = set()  # keep references: the loop only holds weak ones
 
@@ -116,7 +139,8 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         await asyncio.gather(
-            *(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets, strict=True))
+            drain_public(),
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets_of, strict=True)),
         )
     finally:
         await runtime.stop()

@@ -12,13 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from gateway.errors import RequestTimeout, RequestTooLarge
+from gateway.errors import ClientGone, RequestTimeout, RequestTooLarge
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-
-
-class ClientGone(Exception):
-    """The caller disconnected while we were reading its request body."""
 
 
 class RequestBody:
