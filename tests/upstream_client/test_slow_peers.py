@@ -17,7 +17,7 @@ import pytest
 from tests.support import rawhttp
 from tests.support.harness import Gateway, running_gateway
 from tests.support.processes import Upstream, http_client
-from tests.support.rawupstream import RawUpstream, Request, respond, wait_until
+from tests.support.rawupstream import RawUpstream, Request, wait_until
 
 POLICY = """\
 upstreams:
