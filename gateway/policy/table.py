@@ -81,7 +81,8 @@ class RouteTable:
         route = _find(self._root, segments, 0, method, values)
         if route is None:
             return None
-        return Match(route, dict(zip(route.template.params, values, strict=True)))
+        params = route.template.params
+        return Match(route, dict(zip(params, values, strict=True)) if params else {})
 
 
 def _find(node: _Node, segments: list[str], i: int, method: str, values: list[str]) -> Route | None:
