@@ -338,11 +338,8 @@ def start_traefik_proxy(stack: Stack, upstream: Service) -> Service:
         f"providers:\n  file:\n    filename: {folder / 'dynamic.yaml'}\n"
         "log:\n  level: ERROR\nglobal:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n"
     )
-    service = stack.start("traefik-proxy", [str(traefik), f"--configFile={folder / 'traefik.yaml'}"],
-                          CORE_SUT, env={"GOMAXPROCS": "1"})
-    wait_http(service, f"http://127.0.0.1:{port}/", 20, ok=lambda status: status == 200)
-    service.urls["proxy"] = f"http://127.0.0.1:{port}"
-    return service
+    return _start_go_proxy(stack, "traefik-proxy", [str(traefik), f"--configFile={folder / 'traefik.yaml'}"],
+                           port, {})
 
 
 def start_caddy_proxy(stack: Stack, upstream: Service) -> Service:
@@ -359,9 +356,14 @@ def start_caddy_proxy(stack: Stack, upstream: Service) -> Service:
         f"http://127.0.0.1:{port} {{\n  bind 127.0.0.1\n"
         f"  reverse_proxy {upstream.urls['fast'].removeprefix('http://')}\n}}\n"
     )
-    env = {"GOMAXPROCS": "1", "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder), "HOME": str(folder)}
-    service = stack.start("caddy-proxy", [str(caddy), "run", "--config", str(folder / "Caddyfile"),
-                                          "--adapter", "caddyfile"], CORE_SUT, env=env)
+    env = {"XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder), "HOME": str(folder)}
+    command = [str(caddy), "run", "--config", str(folder / "Caddyfile"), "--adapter", "caddyfile"]
+    return _start_go_proxy(stack, "caddy-proxy", command, port, env)
+
+
+def _start_go_proxy(stack: Stack, name: str, command: list[str], port: int, env: dict[str, str]) -> Service:
+    """Start a Go proxy on the SUT core with one scheduler thread; ready once it answers 200."""
+    service = stack.start(name, command, CORE_SUT, env={"GOMAXPROCS": "1", **env})
     wait_http(service, f"http://127.0.0.1:{port}/", 20, ok=lambda status: status == 200)
     service.urls["proxy"] = f"http://127.0.0.1:{port}"
     return service

@@ -228,6 +228,9 @@ def _supervise(config: Config, sockets: list[socket.socket]) -> None:
         time.sleep(0.1)
         if not stopping:
             supervisor.tick()
+    # Our copy of the proxy socket too: once every worker closed theirs, the kernel refuses new
+    # connections instead of queueing them for nobody (and resetting them later).
+    sockets[0].close()
     deadline = time.monotonic() + config.shutdown_timeout + 5
     for w in supervisor.processes():
         w.join(max(0.0, deadline - time.monotonic()))  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Slow and stuck peers cannot hold the gateway (issue 8 item 5): slowloris heads, idle
 keep-alive connections, trickled bodies, the request line in the header limit, a reload during a
 long streaming response, and new connections during a drain. Each test has a gateway of its own
-with short timeouts (timeouts.* in config.example.yaml)."""
+with short timeouts (timeouts.* in config.example.yaml); the upstreams are conftest's."""
 
 from __future__ import annotations
 
@@ -34,18 +34,6 @@ routes:
   - {{id: raw, match: "* /raw/{{rest*}}", upstream: raw, auth: none}}
 """
 TIMEOUTS = {"header": "1s", "keepalive": "1s", "body_idle": "1s", "body_min_rate": "1KiB"}
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    with Upstream(tmp_path_factory.mktemp("upstream")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def raw() -> Iterator[RawUpstream]:
-    with RawUpstream() as server:
-        yield server
 
 
 def write_policy(path: Path, upstream: Upstream, raw: RawUpstream, timeout: str = "10s") -> None:
