@@ -81,7 +81,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Gateway]:
     directory = tmp_path_factory.mktemp("console")
     policy = write_policy(directory / "policy", POLICY.format(upstream=upstream.url))
-    deployment = Gateway(directory, None, [policy], workers=2, account="console")
+    deployment = Gateway(
+        directory, None, [policy], workers=2, account="console", usage={"flush_interval": "0.2s"}
+    )
     deployment.init()
     with serving(deployment):
         yield deployment

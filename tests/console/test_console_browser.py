@@ -139,6 +139,18 @@ def test_a_client_from_creation_to_revocation(context: Any, gateway: Gateway) ->
     assert in_30_days in page.locator("#access-keys tr", has_text=expiring.split(".")[1]).inner_text()
     wait_for_status(gateway, expiring, 200, within=2.0)
 
+    # The client's usage: this test's 403 and 200s, written by the workers in their batches.
+    deadline = time.monotonic() + 3
+    while True:
+        page.goto(console(gateway, f"clients/{client_id}"))
+        usage = page.locator("#usage tbody tr").all_inner_texts()
+        cells = usage[0].split("\t") if usage else []
+        if len(cells) == 3 and int(cells[1]) >= 1 and int(cells[2]) >= 1:  # the 200s; the 403
+            break
+        assert time.monotonic() < deadline, f"usage not shown: {usage}"
+        time.sleep(0.2)
+    assert cells[0] == "read-document"
+
     page.goto(console(gateway, "records"))
     assert client_id in page.locator("#records").inner_text()
     screenshot(page, "records")

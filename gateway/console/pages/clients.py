@@ -7,7 +7,9 @@ page is `no-store` and nothing of it is kept, so a reload or a later visit shows
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -15,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.admin.actions import may
+from gateway.admin.usage import hour_floor
 from gateway.console import web
 from gateway.console.sessions import Session
 from gateway.errors import InvalidRequest, NotFound
@@ -79,6 +82,16 @@ def routes(console: ConsoleApp) -> list[Route]:
         keys = await actions.list_credentials(caller, "access-keys", client_id)
         secrets = await actions.list_credentials(caller, "secrets", client_id)
         public_keys = await actions.list_credentials(caller, "public-keys", client_id)
+        # The last 24 hours by route, from the counts the workers write in batches (usage.py).
+        now = time.time()
+        rows = await asyncio.to_thread(
+            store.usage_of, client_id, hour_floor(now - 86400), hour_floor(now + 3600)
+        )
+        usage: dict[str, list[int]] = {}
+        for row in rows:
+            totals = usage.setdefault(row.route, [0, 0])
+            totals[0] += row.allowed
+            totals[1] += row.refused
         records = None
         if caller.tenant is None and may(caller, "records", "read"):
             records = await actions.records_naming(caller, client_id)
@@ -98,6 +111,7 @@ def routes(console: ConsoleApp) -> list[Route]:
             secrets=secrets,
             public_keys=public_keys,
             records=records,
+            usage=sorted(usage.items()),
             grants=grants,
             roles=roles,
             shown_once=shown_once,
