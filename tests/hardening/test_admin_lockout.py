@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.identity.deployment import new_gateway
+from tests.hardening.conftest import running
 from tests.support.admin import Api, record_body
 from tests.support.checks import error_body
 from tests.support.harness import Gateway
@@ -34,13 +34,8 @@ def _refused(response: httpx.Response) -> None:
 
 @pytest.fixture
 def gw(tmp_path: Path, policy_file: Path) -> Iterator[Gateway]:
-    made = new_gateway(tmp_path, None, [policy_file])
-    made.init()
-    made.start()
-    try:
+    with running(tmp_path, policy_file) as made:
         yield made
-    finally:
-        made.stop()
 
 
 def test_every_way_of_removing_the_last_administrator_is_refused(gw: Gateway) -> None:

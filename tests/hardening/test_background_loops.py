@@ -13,7 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.identity.deployment import new_gateway
+from tests.hardening.conftest import running
 from tests.identity.proxying import assert_invalid_token, bearer
 from tests.support.harness import Gateway
 from tests.support.processes import http_client
@@ -30,10 +30,7 @@ def _break_signing_keys(gw: Gateway) -> None:
 
 
 def test_revocation_lands_after_the_signing_callback_failed(tmp_path: Path, policy_file: Path) -> None:
-    gw = new_gateway(tmp_path, None, [policy_file])
-    gw.init()
-    gw.start()
-    try:
+    with running(tmp_path, policy_file) as gw:
         _break_signing_keys(gw)
         # Several polls (0.25 s apart) see the change and run the failing callback; a loop that
         # died on it stops here, one that survives goes on (nothing to poll for: a dead loop and
@@ -57,5 +54,3 @@ def test_revocation_lands_after_the_signing_callback_failed(tmp_path: Path, poli
             assert_invalid_token(response)
             log = gw.log()  # the unexpected failure is logged once with its cause, not per poll
             assert log.count("Traceback") == 1, log[-3000:]
-    finally:
-        gw.stop()

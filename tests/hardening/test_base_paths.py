@@ -13,22 +13,15 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.identity.deployment import new_gateway
+from tests.hardening.conftest import running
 from tests.support.harness import Gateway
 from tests.support.processes import http_client
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    made = new_gateway(
-        tmp_path_factory.mktemp("paths"), None, [policy_file], public_path="/auth", admin_path="/admin"
-    )
-    made.init()
-    made.start()
-    try:
+    with running(tmp_path_factory.mktemp("paths"), policy_file, public_path="/auth", admin_path="/admin") as made:
         yield made
-    finally:
-        made.stop()
 
 
 def test_the_authorization_check_works_under_the_admin_path(gw: Gateway) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.identity.deployment import new_gateway
+from tests.hardening.conftest import running
 from tests.support.harness import Gateway
 from tests.support.processes import clean_env
 
@@ -34,13 +34,8 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    made = new_gateway(tmp_path_factory.mktemp("openapi"), None, [policy_file])
-    made.init()
-    made.start()
-    try:
+    with running(tmp_path_factory.mktemp("openapi"), policy_file) as made:
         yield made
-    finally:
-        made.stop()
 
 
 def _run(gw: Gateway, *args: str, budget: float) -> subprocess.CompletedProcess[str]:
@@ -76,7 +71,7 @@ def _run(gw: Gateway, *args: str, budget: float) -> subprocess.CompletedProcess[
 
 
 def test_responses_and_status_codes_conform(gw: Gateway) -> None:
-    result = _run(gw, "--checks", CHECKS, "--max-examples", "6", "--phases", "examples,coverage,fuzzing", budget=20)
+    result = _run(gw, "--checks", CHECKS, "--max-examples", "6", "--phases", "examples,coverage,fuzzing", budget=15)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
 
 
@@ -91,6 +86,6 @@ def test_schema_valid_requests_are_accepted(gw: Gateway) -> None:
         "fuzzing",
         "--exclude-path-regex",
         "/public-keys$|/access-keys$|/secrets$|^/v1/records|^/v1/identities|^/v1/connections|/usage$",
-        budget=8,
+        budget=6,
     )
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]

@@ -21,29 +21,19 @@ import httpx
 import pytest
 
 from gateway.group import Counters
-from tests.identity.deployment import new_gateway
+from tests.hardening.conftest import running
 from tests.oauth.helpers import basic
 from tests.support.harness import Gateway
 from tests.support.processes import http_client
 
 PER_CLIENT = 3
+THROTTLE = {"failures_per_client": PER_CLIENT, "failures_per_address": 1000}
 
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    gw = new_gateway(
-        tmp_path_factory.mktemp("group"),
-        None,
-        [policy_file],
-        workers=2,
-        throttle={"failures_per_client": PER_CLIENT, "failures_per_address": 1000},
-    )
-    gw.init()
-    gw.start()
-    try:
+    with running(tmp_path_factory.mktemp("group"), policy_file, workers=2, throttle=THROTTLE) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def test_the_throttle_limit_holds_across_workers(two_workers: Gateway) -> None:

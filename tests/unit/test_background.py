@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,20 @@ from gateway.background import every
 
 class Flaky(Exception):
     pass
+
+
+def run_until(calls: list[int], count: int, step: Any, **options: Any) -> None:
+    """Run `every(step)` until it has been called `count` times, then cancel it."""
+
+    async def main() -> None:
+        task = asyncio.create_task(every(0.001, step, log=logging.getLogger("t"), **options))
+        while len(calls) < count:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
 
 
 def test_a_loop_survives_every_kind_of_exception(caplog: pytest.LogCaptureFixture) -> None:
@@ -23,24 +38,8 @@ def test_a_loop_survives_every_kind_of_exception(caplog: pytest.LogCaptureFixtur
         if len(calls) <= 6:
             raise (Flaky if len(calls) % 2 else KeyError)("boom")
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            every(
-                0.001,
-                step,
-                what="test loop",
-                log=logging.getLogger("t"),
-                on_error=lambda: failed_closed.append(1),
-            )
-        )
-        while len(calls) < 10:
-            await asyncio.sleep(0.001)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
     with caplog.at_level(logging.INFO, "t"):
-        asyncio.run(main())
+        run_until(calls, 10, step, what="test loop", on_error=lambda: failed_closed.append(1))
     assert len(failed_closed) == 6
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert sorted(r.exc_info[0].__name__ for r in tracebacks if r.exc_info and r.exc_info[0]) == [
@@ -61,20 +60,8 @@ def test_an_expected_error_is_one_line_and_a_failing_fail_closed_does_not_end_th
     def fail_closed() -> None:
         raise RuntimeError("cannot even fail closed")
 
-    async def main() -> None:
-        task = asyncio.create_task(
-            every(
-                0.001, step, what="feed", log=logging.getLogger("t"), on_error=fail_closed, expected=(Flaky,)
-            )
-        )
-        while len(calls) < 5:
-            await asyncio.sleep(0.001)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
     with caplog.at_level(logging.INFO, "t"):
-        asyncio.run(main())
+        run_until(calls, 5, step, what="feed", on_error=fail_closed, expected=(Flaky,))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warnings] == ["feed: store down"]  # once per 10 s, no traceback
     assert not warnings[0].exc_info
