@@ -229,3 +229,10 @@ def test_rotation_unknown_kid_refetches_once(gw: Gateway, admin: Api) -> None:
         within(3.0, lambda: proxy(gw, "/whoami", second).status_code == 200, "the rotated key")
         assert 1 <= rotating.fetches - fetches <= 2 * gw.workers
         assert proxy(gw, "/whoami", first).status_code == 200  # the old key is still published
+        # PS256 (RSA-PSS), where an issuer uses it: an RSA key checks it, an EC key never does.
+        pss = rotating.rotate("PS256")
+        third = rotating.token({"sub": "workload", "aud": audience}, key=pss)
+        within(3.0, lambda: proxy(gw, "/whoami", third).status_code == 200, "the PS256 key")
+        assert_invalid_token(proxy(gw, "/whoami", jwt.encode(
+            {"iss": rotating.url, "aud": audience, "sub": "workload", "exp": int(time.time()) + 60},
+            new_key.private, algorithm="ES256", headers={"kid": pss.kid})))
