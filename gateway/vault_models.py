@@ -5,7 +5,7 @@ A connection is the gateway's registration at one OAuth provider. Its client sec
 sealed under the master key (`sealed_secret`) or read from an environment variable at use
 (`client_secret_env`); it is never rendered.
 
-Foundation layer (beside gateway.models): imports errors and models only.
+Foundation layer (beside gateway.models): imports errors, paths and models only.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import InvalidRequest
+from gateway.paths import check_segment
 from gateway.models import now_iso
 
 CONNECTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # what Authress's SDKs accept (always fullmatch)
@@ -187,8 +188,8 @@ def connection_from(
     otherwise whoever may edit a connection could send its stored secret to a URL of their own.
     """
     cid = connection_id if connection_id is not None else body.get("connectionId")
-    if not isinstance(cid, str) or not CONNECTION_ID.fullmatch(cid):
-        raise InvalidRequest("connectionId: use 1 to 64 letters, digits and . _ : -")
+    if not isinstance(cid, str) or not CONNECTION_ID.fullmatch(cid) or cid in (".", ".."):
+        raise InvalidRequest("connectionId: use 1 to 64 letters, digits and . _ : - (not . or ..)")
     auth_url = body.get("authorizationUrl") or body.get("authenticationUrl")
     secret = body.get("clientSecret")
     if secret is not None and (not isinstance(secret, str) or not secret or len(secret) > _MAX_TEXT):
@@ -273,6 +274,9 @@ def render_connection(c: Connection) -> dict[str, Any]:
 
 
 def user_id_of(value: str) -> str:
+    """A user id becomes one segment of the credential's resource: one reading only (the
+    proxy's canonical-path rules, as for every resource the grants compare)."""
     if not USER_ID.fullmatch(value):
         raise InvalidRequest("userId: 1 to 256 characters, no slash or control characters")
+    check_segment(value, "userId")
     return value

@@ -107,13 +107,13 @@ def test_environment_secrets_over_the_api_are_fenced() -> None:
     assert from_config.source == "config"
 
 
-@pytest.mark.parametrize("user_id", ["", "a/b", "x\n", "z" * 257])
+@pytest.mark.parametrize("user_id", ["", "a/b", "x\n", "z" * 257, ".", "..", "a%2Fb", "a;b", "a\\b"])
 def test_user_ids_that_cannot_be_one_path_segment(user_id: str) -> None:
     with pytest.raises(InvalidRequest):
         user_id_of(user_id)
 
 
-@pytest.mark.parametrize("connection_id", ["", "cal\n", "a/b", "x" * 65])
+@pytest.mark.parametrize("connection_id", ["", "cal\n", "a/b", "x" * 65, ".."])
 def test_connection_ids_authress_would_refuse(connection_id: str) -> None:
     with pytest.raises(InvalidRequest, match=r"^connectionId"):
         connection_from(_body(connectionId=connection_id), None)
