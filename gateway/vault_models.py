@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.errors import InvalidRequest
-from gateway.paths import check_segment
 from gateway.models import now_iso
+from gateway.paths import check_segment
 
 CONNECTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # what Authress's SDKs accept (always fullmatch)
 # Credentials' user ids are a path segment: no slash, no control characters, bounded.
