@@ -104,3 +104,28 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("listen: [\n")
     with pytest.raises(ConfigError, match=r"not valid YAML \(line"):
         load_config(tmp_path / "bad.yaml", environ={})
+
+
+def test_every_key_is_declared_once_with_its_default(tmp_path: Path) -> None:
+    """The schema states each default once (on its dataclass field): a config that sets nothing
+    optional gets exactly those, and every declared key is one the loader accepts (issue 9)."""
+    from dataclasses import fields
+
+    from gateway.config import _SECTIONS, Config
+    from gateway.config_schema import declared
+
+    minimal = "\n".join(
+        line for line in GOOD.splitlines() if not line.startswith(("limits", "reload", "trusted"))
+    )
+    (tmp_path / "c.yaml").write_text(minimal)
+    c = load_config(tmp_path / "c.yaml", environ={})
+    for name, cls in _SECTIONS.items():
+        assert getattr(c, name) == cls(), name
+        assert declared(cls) == list(fields(cls)), f"{name}: every field is a declared key"
+    for f in declared(Config):
+        assert getattr(c, f.name) == f.default, f.name
+    # Every declared key is accepted where the schema says it lives.
+    for name, cls in _SECTIONS.items():
+        for f in declared(cls):
+            (tmp_path / "c.yaml").write_text(minimal + f"\n{name}: {{{f.name}: null}}\n")
+            load_config(tmp_path / "c.yaml", environ={})
