@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import jwt
 
 from gateway.config import Jwks
 from gateway.errors import InvalidToken
+from gateway.metrics import JWKS_FETCHES
 
 log = logging.getLogger("gateway.jwks")
 
@@ -208,7 +210,10 @@ class JwksFetcher:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            verify: Any = str(self.settings.ca_file) if self.settings.ca_file is not None else True
+            ca_file = self.settings.ca_file
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else True
+            )
             self._client = httpx.AsyncClient(
                 timeout=self.settings.timeout,
                 follow_redirects=False,
@@ -243,8 +248,6 @@ class JwksFetcher:
             log.exception("fetching the keys of issuer %s failed", source.issuer)
         finally:
             source.task = None
-            from gateway.metrics import JWKS_FETCHES
-
             JWKS_FETCHES.labels(source.label, outcome).inc()
 
     async def _discover(self, issuer: str) -> str:

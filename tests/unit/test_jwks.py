@@ -217,3 +217,37 @@ def test_slow_fetch_times_out() -> None:
 )
 def test_max_age_bounds(header: str | None, seconds: float) -> None:
     assert max_age_of(header, 60.0, 86400.0) == seconds
+
+
+
+def test_a_private_ca_bundle_is_loaded(tmp_path: Any) -> None:
+    """jwks.ca_file (an issuer behind a cluster's own CA) goes into the client's TLS context; a
+    file that is no CA bundle is an error, never a silent fall back to the system's CAs. Nothing
+    is fetched here."""
+    import datetime
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cluster CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(EC_KEY.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(EC_KEY, hashes.SHA256())
+    )
+    good, bad = tmp_path / "ca.pem", tmp_path / "bad.pem"
+    good.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    bad.write_text("not a certificate")
+
+    async def main() -> None:
+        fetcher = JwksFetcher(Jwks(ca_file=good))
+        assert fetcher._http() is fetcher._http()
+        await fetcher.close()
+        with pytest.raises(ssl.SSLError):
+            JwksFetcher(Jwks(ca_file=bad))._http()
+
+    asyncio.run(main())
