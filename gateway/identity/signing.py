@@ -10,6 +10,7 @@ Key lifecycle (rotated by `gateway.identity.rotation` on a schedule, or `gateway
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -110,10 +111,31 @@ class IdentityHeaders:
         )
 
     def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
-        ring = self.holder.ring
+        key = self._key(identity, route, method, path, upstream)
+        token = self._cache.get(key)
+        if token is None:
+            token = self._cache[key] = self._mint(identity, route, method, path, upstream)
+        return token
+
+    async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
+        """The same token; an RSA signature (about a millisecond) is made in a thread, so a burst of
+        new paths cannot stall the event loop. The cache is only touched here, on the loop."""
+        key = self._key(identity, route, method, path, upstream)
+        token = self._cache.get(key)
+        if token is None:
+            if self.holder.ring.current.alg == "RS256":
+                token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
+            else:  # EdDSA and ES256 sign in tens of microseconds: a thread hop would cost more
+                token = self._mint(identity, route, method, path, upstream)
+            self._cache[key] = token
+        return token
+
+    def _key(
+        self, identity: Identity, route: str, method: str, path: str, upstream: str
+    ) -> tuple[str | None, ...]:
         # The subject is part of the key: an `oidc` caller's subject is the external `sub`, and
         # several workloads may map to one client.
-        key = (
+        return (
             identity.client_id,
             identity.subject,
             identity.identity_id,
@@ -122,31 +144,29 @@ class IdentityHeaders:
             method,
             path,
             upstream,
-            ring.current.kid,
+            self.holder.ring.current.kid,
         )
-        token = self._cache.get(key)
-        if token is None:
-            now = int(time.time())
-            token = ring.sign(
-                {
-                    "iss": self.issuer,
-                    "sub": identity.subject,
-                    "client_id": identity.client_id,
-                    "aud": upstream,
-                    "route": route,
-                    "method": method,
-                    "path": path,
-                    "auth_method": identity.method,
-                    "iat": now,
-                    "exp": now + self.lifetime,
-                    "jti": b64url(os.urandom(16)),
-                    **({"tenant": identity.tenant} if identity.tenant else {}),
-                    **({"identity_id": identity.identity_id} if identity.identity_id else {}),
-                },
-                self.typ,
-            )
-            self._cache[key] = token
-        return token
+
+    def _mint(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
+        now = int(time.time())
+        return self.holder.ring.sign(
+            {
+                "iss": self.issuer,
+                "sub": identity.subject,
+                "client_id": identity.client_id,
+                "aud": upstream,
+                "route": route,
+                "method": method,
+                "path": path,
+                "auth_method": identity.method,
+                "iat": now,
+                "exp": now + self.lifetime,
+                "jti": b64url(os.urandom(16)),
+                **({"tenant": identity.tenant} if identity.tenant else {}),
+                **({"identity_id": identity.identity_id} if identity.identity_id else {}),
+            },
+            self.typ,
+        )
 
 
 class RingHolder:

@@ -94,7 +94,7 @@ async def grant(
             raise
         count(stages, identity, route, allowed=True)
         decision = "allow"
-    headers = stages.mutate.headers(identity, route, method, path, upstream.name)
+    headers = await stages.mutate.headers_async(identity, route, method, path, upstream.name)
     return Granted(route, upstream, identity, headers, decision, response_headers)
 
 
