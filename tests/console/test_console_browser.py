@@ -225,6 +225,8 @@ def test_a_tenant_admin_sees_and_changes_only_its_tenant(context: Any, gateway: 
     sign_in(page, gateway, admin_key)
     nav = page.locator("nav.side").inner_text()
     assert "Service clients" in nav and "Roles" not in nav and "Audit log" not in nav
+    assert page.locator("#stat-clients").inner_text() == "2"  # its tenant: itself and ours
+    assert page.locator("#stat-requests").count() == 0  # the whole gateway's traffic is not its to see
     page.goto(console(gateway, f"clients?q={tenant}"))
     listed = page.locator("#clients").inner_text()
     assert f"ours-{tenant}" in listed and f"theirs-{tenant}" not in listed

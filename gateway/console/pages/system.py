@@ -39,7 +39,8 @@ def routes(console: ConsoleApp) -> list[Route]:
         audit = None
         if caller.tenant is None and may(caller, "audit", "read"):
             audit, _ = await actions.audit(caller, None, 10)
-        traffic = await asyncio.to_thread(runtime.traffic.last_hour)
+        # The whole instance's traffic: not a tenant admin's to see (its clients' pages show theirs).
+        traffic = None if caller.tenant is not None else await asyncio.to_thread(runtime.traffic.last_hour)
         return web.page(request, "overview.html", nav="overview", counts=counts, audit=audit, traffic=traffic)
 
     async def audit_log(request: Request, session: Session, data: dict[str, str]) -> Response:
