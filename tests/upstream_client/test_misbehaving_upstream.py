@@ -319,3 +319,26 @@ def test_upstream_answering_before_the_body_ends(gateway: Gateway, raw: RawUpstr
         fine = route(raw, answer(respond(200, b"fine")))
         assert client.get(gateway.proxy_url + fine).content == b"fine"
         assert client.post(gateway.proxy_url + "/echo/after", content=b"abc").json()["body_bytes"] == 3
+
+
+def test_response_abandoned_by_the_caller_closes_the_upstream_connection(
+    gateway: Gateway, raw: RawUpstream
+) -> None:
+    """A caller that hangs up mid-download: the gateway stops reading the upstream and closes that
+    connection (it is never pooled again with half a response in it)."""
+    broken = threading.Event()
+
+    def endless(request: Request, conn: socket.socket) -> bool:
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {1024 * MiB}\r\n\r\n".encode())
+        try:
+            for _ in range(1024):
+                conn.sendall(b"a" * MiB)
+        except OSError:
+            broken.set()  # the gateway closed its end
+        return False
+
+    path = route(raw, endless)
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(rawhttp.build("GET", path))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    assert broken.wait(10), "the gateway kept reading an abandoned response"
