@@ -2,6 +2,8 @@
 list, get, replace and delete, with the permission checks (`gateway:identities:read|write` on
 `/gateway/identities[/<id>]`) and the tenant rules, as admin/actions.py does for the other
 collections. The admin API (admin/identities.py) and the web console call the same methods.
+Naming a client in an entry also takes `gateway:clients:write` on that client: an entry hands out
+the client's powers, as one of its access keys does.
 
 Tenant rules: a tenant admin sees and manages only the entries that map to its tenant's clients
 (the rest is 404), and names only its tenant's clients. Entries from the config file are listed
@@ -124,6 +126,9 @@ class IdentityActions:
         client = await asyncio.to_thread(self.store.get_client, entry.client_id)
         if client is None or (caller.tenant is not None and client.tenant != caller.tenant):
             raise InvalidRequest(f"clientId: no client {entry.client_id}")
+        # Trusting an identity as a client hands out that client's powers, as creating one of its
+        # access keys does: it takes the permission that creating a key takes.
+        require(caller, "clients", "write", entry.client_id)
         check_not_own_issuer(entry.issuer, self.own_issuers)
 
     async def _from_link(self, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -190,6 +190,11 @@ def test_permissions_and_tenants(gw: Gateway, admin: Api) -> None:
     within(1.5, lambda: gw.admin(boss_key).get("/v1/identities").status_code == 200, "the grant")
     mine = admin.create_client(unique("mine"), tenant=tenant)["clientId"]
     as_boss = gw.admin(boss_key)
+    # Naming a client also takes gateway:clients:write on it, as creating its access key does.
+    body = {"preset": "github-actions", "audience": "aud", "conditions": {"sub": "repo:acme/t:ref:refs/heads/main"}}
+    assert as_boss.post("/v1/identities", json={**body, "clientId": mine}).status_code == 403
+    grant(admin, boss, "gateway:clients:write", "/gateway/clients")
+    within(1.5, lambda: as_boss.post(f"/v1/clients/{mine}/secrets").status_code == 201, "the grant")
     own = as_boss.post(
         "/v1/identities",
         json={
