@@ -1,5 +1,5 @@
 """The public listener's HTTP/1.1 server: an asyncio Protocol on llhttp (httptools) that calls an
-ASGI app, made for the proxy's hot path. Module of ~400 lines on purpose: one connection's state
+ASGI app, made for the proxy's hot path. Module of ~460 lines on purpose: one connection's state
 machine reads best in one place.
 
 Why not uvicorn here (issue 8, measured on the full gateway in benchmarks/RESULTS.md): uvicorn's
@@ -297,7 +297,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _run(self, cycle: _Cycle) -> None:
         self.cycle = cycle
-        cycle.task = asyncio.ensure_future(self._call(cycle))
+        cycle.task = self.loop.create_task(self._call(cycle))
 
     async def _call(self, cycle: _Cycle) -> None:
         try:
