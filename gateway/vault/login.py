@@ -129,4 +129,5 @@ class Login:
                 "access_type=offline, or the offline_access scope); nothing was stored"
             )
         await self.vault.store_tokens(key, answer.refresh_token, answer, login.actor, "credentials.login")
-        return login.redirect_after
+        # Checked again: the connection may have dropped the address since the login started.
+        return login.redirect_after if login.redirect_after in connection.allowed_redirects else None

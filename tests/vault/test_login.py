@@ -152,3 +152,18 @@ def test_a_tampered_code_verifier_is_refused_by_the_provider(gw: Gateway, provid
     with http_client() as browser:
         assert browser.get(callback).status_code == 200
     assert _stored(gw, key, connection, "u8") == 200
+
+
+def test_a_redirect_dropped_from_the_connection_meanwhile_is_not_followed(
+    gw: Gateway, provider: Provider
+) -> None:
+    body = provider.connection()
+    connection = add_connection(gw, provider, connectionId=body["connectionId"])
+    key = service(gw)
+    url = authorize(gw, key, connection, "u9", redirectAfter=APP)
+    changed = gw.admin().put(f"/v1/connections/{connection}", json={**body, "allowedRedirects": []})
+    assert changed.status_code == 200, changed.text
+    done = provider.login(url)
+    assert done.status_code == 200 and "location" not in done.headers  # the plain page instead
+    assert "Connected" in done.text
+    assert _stored(gw, key, connection, "u9") == 200
