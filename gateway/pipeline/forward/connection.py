@@ -112,7 +112,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = head_only
         self._timeout = read_timeout
         self.last_read = self._loop.time()
-        self._timer = self._loop.call_at(self.last_read + read_timeout, self._check_timeout)
+        if self._timer is None:  # else the running one re-arms itself (one timer per connection)
+            self._timer = self._loop.call_at(self.last_read + read_timeout, self._check_timeout)
         assert self.transport is not None
         self.transport.write(head)
 
@@ -150,10 +151,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def finish(self) -> bool:
         """End the exchange; True when the connection may carry another one."""
-        self.busy = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.busy = False  # the timer, when it fires, sees this and stops
         reusable = (
             self.complete and self.keep_alive and not self.closed and not self.sending and not self._body
         )
@@ -168,6 +166,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(UpstreamBroken("request abandoned"))
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.closed:
             self.closed = True
             if self.transport is not None:
@@ -202,7 +203,7 @@ class UpstreamConnection(asyncio.Protocol):
         """The read timeout counts only while forward() waits for the upstream; while it is busy
         writing to a slow caller the upstream is not at fault."""
         self._timer = None
-        if not self.busy or self.complete:
+        if self.closed or not self.busy or self.complete:
             return
         now = self._loop.time()
         if self._waiter is None or self.sending:
