@@ -44,6 +44,8 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     error: ClassVar[str] = "server_error"
     default_description: ClassVar[str] = "internal error"
+    # The authenticated client a refusal concerns (403, 429), for the access log; never rendered.
+    client_id: str | None = None
 
     def __init__(self, description: str | None = None) -> None:
         self.description = description or self.default_description
@@ -120,6 +122,13 @@ class MethodNotAllowed(GatewayError):
     status = 405
     error = "method_not_allowed"
     default_description = "this endpoint does not answer that method"
+
+    def __init__(self, description: str | None = None, allow: str = "") -> None:
+        super().__init__(description)
+        self.allow = allow  # RFC 9110 §15.5.6: a 405 MUST carry Allow
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"allow", self.allow.encode("latin-1"))]
 
 
 class RequestTooLarge(GatewayError):

@@ -67,6 +67,7 @@ class ProxyApp:
         request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
         route_id = UNMATCHED
         decision = "invalid"
+        client_id: str | None = None  # the authenticated caller, for the access log
         status = 500
         response_started = False
         try:
@@ -100,6 +101,7 @@ class ProxyApp:
                 self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
             )
             decision = granted.decision
+            client_id = granted.identity.client_id
             if inbound.content_length is not None and inbound.content_length > config.limits.max_body_bytes:
                 raise RequestTooLarge(f"request body is over {config.limits.max_body_bytes} bytes")
 
@@ -141,6 +143,7 @@ class ProxyApp:
         except GatewayError as exc:
             status = exc.status
             decision = decision_label(status, decision)
+            client_id = exc.client_id or client_id
             if isinstance(exc, ServerError):
                 log.error("request %s: %s", request_id.decode(), exc.description)
             await _send_error(send, exc, request_id)
@@ -163,7 +166,7 @@ class ProxyApp:
             if self.access_log:
                 client = scope.get("client")
                 access.info(
-                    '%s "%s %s" %d %.1fms route=%s decision=%s request_id=%s',
+                    '%s "%s %s" %d %.1fms route=%s decision=%s client=%s request_id=%s',
                     client[0] if client else "-",
                     method,
                     _loggable(scope),
@@ -171,6 +174,7 @@ class ProxyApp:
                     elapsed * 1000,
                     route_id,
                     decision,
+                    client_id or "-",
                     request_id.decode(),
                 )
 

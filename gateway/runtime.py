@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,7 +129,12 @@ def open_identity(config: Config) -> IdentityServices:
         try:
             holder = RingHolder(KeyRing(store.signing_keys(), sealer))
         except Exception as exc:
-            raise ConfigError(f"master_key_file: cannot open the gateway's signing key: {exc}") from None
+            # Name where the key came from: GATEWAY_MASTER_KEY wins over the file when set.
+            source = "GATEWAY_MASTER_KEY" if os.environ.get("GATEWAY_MASTER_KEY") else "master_key_file"
+            raise ConfigError(
+                f"{source}: this master key does not open the store's signing keys (a different key "
+                f"than the one `gateway init` used?): {exc}"
+            ) from None
     except BaseException:
         store.close()
         raise

@@ -78,6 +78,10 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     quiet_server_noise()
+    if level != "debug":
+        # Both listeners are uvicorn servers in one process, so each of its lifecycle lines
+        # ("Started server process", "Shutting down") came twice; our own lines say it once.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 async def serve_worker(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:

@@ -50,7 +50,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         mapped = NotFound("no such endpoint")
     elif exc.status_code == 405:
-        mapped = MethodNotAllowed()
+        mapped = MethodNotAllowed(allow=(exc.headers or {}).get("Allow", ""))
     elif 400 <= exc.status_code < 500:
         mapped = InvalidRequest()
     else:

@@ -54,6 +54,13 @@ def run_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
         return 1
+    if not policy.routes:
+        # Files may split upstreams from routes, but a policy without any route proxies nothing.
+        problem = "no routes in " + ", ".join(args.files) + " (a policy needs at least one route)"
+        if args.json:
+            output(args, {"ok": False, "problems": [problem]}, "")
+        print(problem, file=sys.stderr)
+        return 1
     summary = {
         "ok": True,
         "files": [str(f) for f in policy.files],
@@ -66,6 +73,9 @@ def run_check(args: argparse.Namespace) -> int:
         f"ok: {len(policy.routes)} route(s), {len(policy.upstreams)} upstream(s) in {len(policy.files)} file(s)",
     )
     return 0
+
+
+DENIED = 3
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -100,7 +110,8 @@ async def _explain(args: argparse.Namespace) -> int:
         result.update(decision=decision, status=status, reason=reason, **extra)
         lines.append(line)
         output(args, result, "\n".join(lines))
-        return 0
+        # A script can test the answer: 0 allowed, 3 denied (1 and 2 are errors, as everywhere).
+        return 0 if decision == "allow" else DENIED
 
     try:
         match = match_route(policy, args.method, segments)

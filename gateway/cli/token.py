@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.cli.common import CommandError, add_common, output
 
@@ -23,7 +24,13 @@ def register(commands: Any) -> None:
     token.add_argument(
         "--issuer-origin", metavar="URL", help="the gateway's public_url (default: from --config)"
     )
-    token.add_argument("--lifetime", type=int, default=3600, metavar="SECONDS")
+    token.add_argument(
+        "--lifetime",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the token is valid: 60 to 86400 seconds (default 3600)",
+    )
     token.set_defaults(handler=run)
 
 
@@ -40,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         from gateway.config import load_config
 
         origin = load_config(args.config).public_url
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise CommandError(
+            f"--issuer-origin: expected the gateway's http(s) URL, such as http://127.0.0.1:8080, not {origin!r}"
+        )
     if not 60 <= args.lifetime <= 86400:
         raise CommandError("--lifetime: expected 60 to 86400 seconds")
     try:

@@ -89,8 +89,9 @@ async def grant(
             await stages.authz.authorize(route, identity, match.params)
             # Counted after authentication and authorization: nobody spends another's budget.
             response_headers = await stages.limits.check(identity, route)
-        except GatewayError:
+        except GatewayError as exc:
             count(stages, identity, route, allowed=False)
+            exc.client_id = identity.client_id
             raise
         count(stages, identity, route, allowed=True)
         decision = "allow"

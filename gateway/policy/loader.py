@@ -194,10 +194,26 @@ def _read_yaml(file: Path, problems: list[str]) -> dict[str, Any] | None:
     if not isinstance(doc.get("upstreams") or {}, dict):
         problems.append(f"{file}: upstreams: expected a mapping of names to upstreams")
         doc["upstreams"] = {}
-    if not isinstance(doc.get("routes") or [], list):
+    if doc.get("routes") is not None and not isinstance(doc["routes"], list):  # `routes: {}` too
         problems.append(f"{file}: routes: expected a list of routes")
         doc["routes"] = []
     return doc
+
+
+# Synonyms an operator may reach for, with the field that does the job.
+_SYNONYMS = {"scope": "scopes", "timout": "timeout", "permissions": "permission", "ratelimit": "rate_limit"}
+
+
+def did_you_mean(key: object, known: set[str]) -> str:
+    """` (did you mean scopes?)` for a misspelt field, or nothing."""
+    import difflib
+
+    if not isinstance(key, str):
+        return ""
+    guess = _SYNONYMS.get(key.lower()) or next(
+        iter(difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)), None
+    )
+    return f" (did you mean {guess}?)" if guess in known else ""
 
 
 def _upstream(name: str, spec: Any, where: str, problems: list[str]) -> Upstream | None:
@@ -209,7 +225,7 @@ def _upstream(name: str, spec: Any, where: str, problems: list[str]) -> Upstream
         return None
     for key in spec:
         if key not in _UPSTREAM_KEYS:
-            problems.append(f"{where}: {key}: unknown field")
+            problems.append(f"{where}: {key}: unknown field{did_you_mean(key, _UPSTREAM_KEYS)}")
     url = spec.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
@@ -291,7 +307,7 @@ def _route(
         problems.append(f"{where}: id: {rid!r} is reserved (it labels the gateway's own metrics)")
     for key in spec:
         if key not in _ROUTE_KEYS:
-            problems.append(f"{where}: {key}: unknown field")
+            problems.append(f"{where}: {key}: unknown field{did_you_mean(key, _ROUTE_KEYS)}")
 
     methods: frozenset[str] | None = None
     template: Template | None = None

@@ -9,6 +9,7 @@ order, so a worker polling `seq > last` can never skip one. Driver errors become
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,10 @@ class SQLiteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The database holds key material's public halves, hashes and sealed secrets: readable by
+        # its owner only (SQLite gives its -wal and -shm files the database file's mode).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

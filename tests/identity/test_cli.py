@@ -26,7 +26,9 @@ def _explain(
     gw: Gateway, client_id: str, method: str, path: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     result = gw.run("policy", "explain", "--client", client_id, method, path, *extra)
-    assert result.returncode == 0, result.stderr
+    # 0 when allowed, 3 when denied (issue 14: a script can test the answer).
+    denied = '"decision": "deny"' in result.stdout or "decision deny" in result.stdout
+    assert result.returncode == (3 if denied else 0), (result.stdout, result.stderr)
     return result
 
 

@@ -1,6 +1,7 @@
 """The README's first command, as a newcomer runs it: `scripts/run` starts the example upstream and
-the gateway on their fixed ports, prints two curl commands (one passes, one is refused), and
-Ctrl-C stops everything it started."""
+the gateway, prints two curl commands (one passes, one is refused), and Ctrl-C stops everything
+it started. It runs on ports and a config of its own (GATEWAY_CONFIG, GATEWAY_LISTEN, ...), so it
+passes while the README's `scripts/run` holds the default ports (issue 14)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,45 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.support.processes import PROJECT_DIR, clean_env, http_client, listening
+from tests.support.processes import PROJECT_DIR, clean_env, free_port, http_client, listening
 
-PORTS = (8080, 8081, 9001)  # fixed by config.example.yaml and scripts/run
+
+def own_deployment(directory: Path) -> tuple[dict[str, str], tuple[int, int, int]]:
+    """config.example.yaml and the example policy moved to free ports and a store in `directory`:
+    the environment scripts/run takes them from, and the three ports."""
+    ports = tuple(free_port() for _ in range(3))
+    proxy, admin, upstream = ports
+    policy_dir = directory / "policies"
+    policy_dir.mkdir(parents=True)
+    (policy_dir / "example.yaml").write_text(
+        (PROJECT_DIR / "policies" / "example.yaml")
+        .read_text()
+        .replace("127.0.0.1:9001", f"127.0.0.1:{upstream}")
+    )
+    config = yaml.safe_load((PROJECT_DIR / "config.example.yaml").read_text())
+    config.update(
+        public_url=f"http://127.0.0.1:{proxy}",
+        listen=f"127.0.0.1:{proxy}",
+        admin={"listen": f"127.0.0.1:{admin}", "public_url": f"http://127.0.0.1:{admin}"},
+        store="sqlite:///./data/gateway.db",
+        master_key_file="./data/master.key",
+        policies=["policies/"],
+    )
+    (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {
+        "GATEWAY_CONFIG": str(directory / "config.yaml"),
+        "GATEWAY_LISTEN": f"127.0.0.1:{proxy}",
+        "GATEWAY_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+        "GATEWAY_EXAMPLE_UPSTREAM": f"127.0.0.1:{upstream}",
+    }
+    return env, (proxy, admin, upstream)
 
 
 def parse_curl(line: str) -> tuple[str, dict[str, str]] | None:
@@ -38,18 +68,6 @@ def parse_curl(line: str) -> tuple[str, dict[str, str]] | None:
             url = words[i]
         i += 1
     return (url, headers) if url else None
-
-
-def port_free(port: int) -> bool:
-    if listening(port):
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def read_curl_commands(
@@ -76,9 +94,7 @@ def read_curl_commands(
 
 @pytest.mark.slow
 def test_scripts_run_serves_the_two_printed_curl_commands(tmp_path: Path) -> None:
-    busy = [port for port in PORTS if not port_free(port)]
-    if busy:
-        pytest.skip(f"scripts/run needs 127.0.0.1 ports {PORTS}; in use here: {busy}")
+    env, ports = own_deployment(tmp_path / "run")
     stamp = (
         PROJECT_DIR
         / ".venv"
@@ -89,7 +105,7 @@ def test_scripts_run_serves_the_two_printed_curl_commands(tmp_path: Path) -> Non
     proc = subprocess.Popen(
         [str(PROJECT_DIR / "scripts" / "run")],
         cwd=PROJECT_DIR,
-        env=clean_env(),
+        env=clean_env(env),
         stdout=subprocess.PIPE,
         stderr=log,
         stdin=subprocess.DEVNULL,
@@ -115,12 +131,27 @@ def test_scripts_run_serves_the_two_printed_curl_commands(tmp_path: Path) -> Non
             sign_in = client.get(console.group(1), follow_redirects=True)
         assert sign_in.status_code == 200 and 'name="credential"' in sign_in.text
 
+        time.sleep(0.5)  # the first admin's line comes after "Ctrl-C stops ..."
+        with contextlib.suppress(BlockingIOError, TypeError):
+            assert proc.stdout is not None
+            printed += (proc.stdout.read() or b"").decode(errors="replace")
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(20)
         deadline = time.monotonic() + 5
-        while any(listening(port) for port in PORTS) and time.monotonic() < deadline:
+        while any(listening(port) for port in ports) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [port for port in PORTS if listening(port)], "scripts/run left something listening"
+        assert not [port for port in ports if listening(port)], "scripts/run left something listening"
+
+        # Output went to a pipe, so the first admin's key went to a file only its owner reads,
+        # and the database is its owner's only too.
+        data = tmp_path / "run" / "data"
+        key_file = data / "first-admin.key"
+        assert str(key_file) in printed, printed
+        admin_key = key_file.read_text().strip()
+        assert admin_key.startswith("sc_") and admin_key not in printed
+        assert admin_key not in (tmp_path / "scripts-run.log").read_text()
+        for path in (key_file, data / "gateway.db", data / "master.key"):
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
