@@ -61,9 +61,13 @@ def new_gateway(directory: Path, policies: list[Path], **settings: object) -> Ga
 
 @pytest.fixture(scope="session")
 def gw(tmp_path_factory: pytest.TempPathFactory, policy_file: Path) -> Iterator[Gateway]:
-    """The shared gateway: two workers, SQLite, usage written every 0.5 s."""
+    """The shared gateway: two workers, SQLite, usage written every 0.5 s, access log on."""
     gateway = new_gateway(
-        tmp_path_factory.mktemp("gw"), [policy_file], workers=2, usage={"flush_interval": "0.5s"}
+        tmp_path_factory.mktemp("gw"),
+        [policy_file],
+        workers=2,
+        usage={"flush_interval": "0.5s"},
+        access_log=True,
     )
     gateway.init()
     gateway.start()

@@ -70,6 +70,12 @@ def test_usage_counts_allowed_and_refused_per_route_with_few_store_writes(gw: Ga
         (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00Z"),
     }
     assert totals(usage_rows(gw, other_id)) == {"whoami": (1, 0)}
+    # The access log names the client, allowed or refused, and never its key.
+    lines = [
+        line for line in gw.log().splitlines() if "gateway.access" in line and f"client={client_id}" in line
+    ]
+    assert any(" 200 " in line for line in lines) and any(" 403 " in line for line in lines), lines[-5:]
+    assert key["accessKey"] not in gw.log()
 
     # Batches: at most one write per worker per flush interval (0.5 s), whatever the traffic.
     flushes = gw.metric("gateway_usage_flushes_total", outcome="written") - flushes_before
