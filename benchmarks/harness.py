@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import forward_auth as _forward_auth  # noqa: F401  (registers its scenarios)
+from benchmarks import ratelimit as _ratelimit  # noqa: F401  (registers its scenarios)
 from benchmarks import scenarios as _scenarios  # noqa: F401  (registers the scenarios)
 from benchmarks.registry import REGISTRY, SUITES, Context, Scenario, Target
 from benchmarks.services import (

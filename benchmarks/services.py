@@ -451,6 +451,7 @@ class GatewaySpec:
     hot_keys: int = 0
     decisions: bool = False  # forward-auth: a decision listener, and 127.0.0.1 as trusted proxy
     http_server: str = "gateway"  # "uvicorn": uvicorn on the proxy listener (GATEWAY_HTTP_SERVER)
+    rate_limits: str = ""  # issue 14: rate_limits.backend ("" for the default, local)
 
     @property
     def key(self) -> str:
@@ -460,8 +461,9 @@ class GatewaySpec:
         seeded = f"-n{self.clients}" if self.clients else ""
         decisions = "-fa" if self.decisions else ""
         server = "" if self.http_server == "gateway" else f"-{self.http_server}"
+        limits = "-rl" if self.rate_limits else ""
         return (f"gateway-r{self.routes}-w{self.workers}-c{self.cpus.replace(',', '_')}{alg}{store}{cache}"
-                f"{seeded}{decisions}{server}")
+                f"{seeded}{decisions}{server}{limits}")
 
 
 # The PostgreSQL server of the PostgreSQL scenarios (a superuser lets the bulk seed skip the
@@ -619,6 +621,8 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
     decisions = free_port() if spec.decisions else 0
     if decisions:  # issue 10: the front proxy on 127.0.0.1 asks this listener
         lines += ["trusted_proxies: [127.0.0.1/32]", f"decisions: {{listen: 127.0.0.1:{decisions}}}"]
+    if spec.rate_limits:  # issue 14; a key prefix of its own in a shared Redis
+        lines.append(f"rate_limits: {{backend: '{spec.rate_limits}', key_prefix: 'bench-{port}:'}}")
     config.write_text("\n".join(lines) + "\n")
     gateway, src_env = gateway_command()
     env = {"PYTHONUNBUFFERED": "1", **src_env}

@@ -10,7 +10,7 @@ at once, as with a fixed window, but never more than `burst + requests` in any o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.units import parse_duration
@@ -24,20 +24,19 @@ class RateLimit:
     requests: int
     window: float  # seconds
     burst: int | None = None
+    # Derived once (the limiter reads them on every request): seconds of allowance one request
+    # costs, and how far ahead of now a key's theoretical arrival time may run (GCRA's tau).
+    interval: float = field(init=False, repr=False, compare=False)
+    tolerance: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        interval = self.window / self.requests
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "tolerance", interval * self.capacity)
 
     @property
     def capacity(self) -> int:
         return self.burst if self.burst is not None else self.requests
-
-    @property
-    def interval(self) -> float:
-        """Seconds of allowance one request costs."""
-        return self.window / self.requests
-
-    @property
-    def tolerance(self) -> float:
-        """How far ahead of now a key's theoretical arrival time may run (GCRA's tau)."""
-        return self.interval * self.capacity
 
     def as_json(self) -> dict[str, Any]:
         window: float | int = int(self.window) if self.window == int(self.window) else self.window

@@ -23,6 +23,7 @@ from gateway.identity.expiry import expiry_from
 from gateway.identity.grants import GrantSet
 from gateway.models import AuditEntry, Client, Record, Role
 from gateway.store import Conflict, Missing, Store
+from gateway.store.usage import UsageRow
 
 
 def may(caller: Caller, collection: str, action: str, object_id: str | None = None) -> bool:
@@ -273,6 +274,11 @@ class Actions:
         require(caller, collection, "read")
         items = await asyncio.to_thread(listing, cursor, limit + 1)
         return items[:limit], len(items) > limit
+
+    async def usage_of(self, caller: Caller, client_id: str, start: str, end: str) -> list[UsageRow]:
+        """A client's request counts for the hours in [start, end) (issue 14)."""
+        await self.client_call(caller, client_id, "read")
+        return await asyncio.to_thread(self.store.usage_of, client_id, start, end)
 
     async def records_naming(self, caller: Caller, client_id: str) -> list[Record]:
         """The access records that give `client_id` something."""

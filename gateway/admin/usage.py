@@ -8,7 +8,6 @@ now; both ISO 8601 with a time zone; at most 31 days at once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -42,12 +41,10 @@ def hour_floor(epoch: float) -> str:
 
 
 def routes(runtime: Runtime, actions: Actions) -> list[Route]:
-    store = actions.store
-
     async def usage(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         client_id = request.path_params["client_id"]
-        await actions.client_call(caller, client_id, "read")
+        await actions.client_call(caller, client_id, "read")  # refused (403/404) before the query is read
         end = _moment(request, "to", time.time())
         start = _moment(request, "from", end - 86400)
         if start > end:
@@ -55,7 +52,7 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
         if end - start > MAX_SPAN:
             raise InvalidRequest("from: at most 31 days before to")
         # Hours are stored by their start: an hour counts when it overlaps [from, to].
-        rows = await asyncio.to_thread(store.usage_of, client_id, hour_floor(start), hour_floor(end + 3600))
+        rows = await actions.usage_of(caller, client_id, hour_floor(start), hour_floor(end + 3600))
         return JSONResponse(
             {
                 "usage": [

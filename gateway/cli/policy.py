@@ -163,7 +163,7 @@ async def _explain(args: argparse.Namespace) -> int:
                 ],
             )
             output(args, result, "\n".join(lines))
-            return 0
+            return DENIED
         if route.permission is None or resource is None:
             return decided(
                 "allow",

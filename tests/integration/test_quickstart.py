@@ -11,8 +11,10 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,8 +94,33 @@ def read_curl_commands(
     return [], output.decode(errors="replace")
 
 
+@contextlib.contextmanager
+def default_ports_taken() -> Iterator[None]:
+    """Hold the README's default ports (8080, 8081, 9001) as a running `scripts/run` would, where
+    they are free: the test must not need them."""
+    held = []
+    try:
+        for port in (8080, 8081, 9001):
+            sock = socket.socket()
+            try:
+                sock.bind(("127.0.0.1", port))
+                sock.listen()
+                held.append(sock)
+            except OSError:
+                sock.close()  # taken already (by the README's scripts/run, say): as good
+        yield
+    finally:
+        for sock in held:
+            sock.close()
+
+
 @pytest.mark.slow
 def test_scripts_run_serves_the_two_printed_curl_commands(tmp_path: Path) -> None:
+    with default_ports_taken():
+        run_quickstart(tmp_path)
+
+
+def run_quickstart(tmp_path: Path) -> None:
     env, ports = own_deployment(tmp_path / "run")
     stamp = (
         PROJECT_DIR

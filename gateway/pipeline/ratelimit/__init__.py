@@ -18,6 +18,7 @@ full quota is back); a refusal is 429 `rate_limited` with `Retry-After`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -67,16 +68,34 @@ def gcra(tats: Sequence[float], limits: Sequence[RateLimit], now: float) -> tupl
 
 
 def render(names: Sequence[str], limits: Sequence[RateLimit], levels: Sequence[float]) -> ResponseHeaders:
-    policies, states = [], []
-    for name, limit, level in zip(names, limits, levels, strict=True):
-        window = int(limit.window) if limit.window == int(limit.window) else limit.window
-        remaining = max(0, math.floor((limit.tolerance - level) / limit.interval + _EPSILON))
-        policies.append(f'"{name}";q={limit.requests};w={window}')
-        states.append(f'"{name}";r={remaining};t={max(0, math.ceil(level - _EPSILON))}')
+    states = ", ".join([_state(names[i], limits[i], levels[i]) for i in range(len(names))])
     return (
-        (b"ratelimit-policy", ", ".join(policies).encode()),
-        (b"ratelimit", ", ".join(states).encode()),
+        (b"ratelimit-policy", _policy_header(tuple(names), tuple(limits))),
+        (b"ratelimit", states.encode()),
     )
+
+
+def _state(name: str, limit: RateLimit, level: float) -> str:
+    """`"client";r=42;t=17`: requests left now, seconds until the whole allowance is back."""
+    remaining = math.floor((limit.tolerance - level) / limit.interval + _EPSILON)
+    return (
+        f'"{name}";r={remaining if remaining > 0 else 0};t={math.ceil(level - _EPSILON) if level > 0 else 0}'
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _policy_header(names: tuple[str, ...], limits: tuple[RateLimit, ...]) -> bytes:
+    """`"client";q=100;w=60, "route";q=3;w=60`: the same for every request under these limits."""
+    items = []
+    for name, limit in zip(names, limits, strict=True):
+        window = int(limit.window) if limit.window == int(limit.window) else limit.window
+        items.append(f'"{name}";q={limit.requests};w={window}')
+    return ", ".join(items).encode()
+
+
+_CLIENT = ("client",)
+_ROUTE = ("route",)
+_BOTH = ("client", "route")
 
 
 class RateLimiter:
@@ -96,21 +115,19 @@ class RateLimiter:
         client_id = identity.client_id
         if client_id is None:
             return ()
-        names: list[str] = []
-        keys: list[str] = []
-        limits: list[RateLimit] = []
-        # `{client}` is a Redis Cluster hash tag: both keys of a request live on one shard.
         client_limit = await self.client_limit(client_id)
-        if client_limit is not None:
-            names.append("client")
-            keys.append(f"{{{client_id}}}:client")
-            limits.append(client_limit)
-        if route.rate_limit is not None:
-            names.append("route")
-            keys.append(f"{{{client_id}}}:route:{route.id}")
-            limits.append(route.rate_limit)
-        if not limits:
-            return ()
+        route_limit = route.rate_limit
+        # `{client}` is a Redis Cluster hash tag: both keys of a request live on one shard.
+        if client_limit is None:
+            if route_limit is None:
+                return ()
+            names, keys, limits = _ROUTE, [f"{{{client_id}}}:route:{route.id}"], [route_limit]
+        elif route_limit is None:
+            names, keys, limits = _CLIENT, [f"{{{client_id}}}:client"], [client_limit]
+        else:
+            names = _BOTH  # type: ignore[assignment]
+            keys = [f"{{{client_id}}}:client", f"{{{client_id}}}:route:{route.id}"]
+            limits = [client_limit, route_limit]
         try:
             admitted, retry, levels = await self.backend.hit(keys, limits)
         except BackendDown:
