@@ -140,3 +140,13 @@ def test_usage_window_and_validation(gw: Gateway) -> None:
     assert admin.get("/v1/clients/sc_nosuchclient0000000000000/usage").status_code == 404
     # A client without clients:read permission cannot read usage, even its own.
     assert gw.admin(key).get(f"/v1/clients/{client_id}/usage").status_code == 403
+
+
+def test_openapi_describes_usage_expiry_and_rate_limits(gw: Gateway) -> None:
+    with http_client() as http:
+        document = http.get(gw.admin_url + "/openapi.json").json()
+    assert "get" in document["paths"]["/v1/clients/{clientId}/usage"]
+    schemas = document["components"]["schemas"]
+    assert {"requests", "window", "burst"} <= set(schemas["Client"]["properties"]["rateLimit"]["properties"])
+    assert {"expiresAt", "lastUsed"} <= set(schemas["AccessKey"]["properties"])
+    assert {"expiresIn", "expiresAt"} <= set(schemas["Expiry"]["properties"])
