@@ -187,16 +187,27 @@ class Workers:
                     _BEAT.pack_into(data, i * _BEAT.size, 0, 0, 0.0)
 
     def count(self) -> tuple[int, int]:
-        """(workers that reported ready, workers that reported at all) within FRESH seconds."""
+        """(workers that reported ready, workers that reported at all) within FRESH seconds, of
+        those still alive (a worker killed a moment ago left a fresh beat behind)."""
         now = self.clock()
         ready = alive = 0
         with self.shared as data:
-            for i in range(_WORKERS):
-                pid, is_ready, at = _BEAT.unpack_from(data, i * _BEAT.size)
-                if pid and now - at <= FRESH:
-                    alive += 1
-                    ready += is_ready
+            beats = [_BEAT.unpack_from(data, i * _BEAT.size) for i in range(_WORKERS)]
+        for pid, is_ready, at in beats:
+            if pid and now - at <= FRESH and _alive(pid):
+                alive += 1
+                ready += is_ready
         return ready, alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process now holds that id: not our worker
+        return False
+    return True
 
 
 # --- maintenance leader ---------------------------------------------------------------------------
