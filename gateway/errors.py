@@ -30,7 +30,7 @@
     ConfigError                  a config or policy file is wrong; names the file and field
     ClientGone                   the caller disconnected mid-request (logged as 499, never answered)
 
-Third-party exceptions (aiohttp, PyJWT, cryptography, the store) are translated into these at the
+Third-party exceptions (httptools, PyJWT, cryptography, the store) are translated into these at the
 edge where they are raised, so nothing else ever reaches a client.
 """
 
