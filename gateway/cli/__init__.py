@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import completion, identities, identity, policy, serve, token
-from gateway.cli.common import CommandError
+from gateway.cli import clients, completion, grants, identities, manage, policy, serve, setup, token, vault
+from gateway.cli.common import CommandError, command, group
 from gateway.errors import ConfigError
 
 
@@ -23,7 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Machine-to-machine authentication gateway.")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serve, identity, identities, policy, token, completion):
+    for module in (serve, setup, clients, grants):
+        module.register(commands)
+    vault.register(commands, group, command)
+    manage.register(commands, group, command)
+    for module in (identities, policy, token, completion):
         module.register(commands)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Config, load_config
@@ -64,3 +65,31 @@ def store_errors(exc: Exception) -> CommandError:
     if isinstance(exc, StoreError):
         return CommandError(f"store: {exc}", "store_unavailable")
     raise exc
+
+
+Handler = Callable[[argparse.Namespace, Store, Config], int]
+
+
+def group(commands: Any, name: str, help: str) -> Any:
+    """A command group (`gateway clients …`): its subcommands' parser."""
+    parser = commands.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", required=True)
+
+
+def command(sub: Any, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+    """A subcommand run on the store: `handler(args, store, config)`, store errors as one line."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help)
+    add_common(parser)
+    parser.set_defaults(handler=lambda args: with_store(args, handler))
+    return parser
+
+
+def with_store(args: argparse.Namespace, handler: Handler) -> int:
+    config = config_of(args)
+    store = open_initialized_store(config)
+    try:
+        return handler(args, store, config)
+    except (Missing, Conflict, StoreError, GatewayError) as exc:
+        raise store_errors(exc) from None
+    finally:
+        store.close()

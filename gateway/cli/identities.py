@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli.common import ACTOR, CommandError, output
-from gateway.cli.identity import _command, _group
+from gateway.cli.common import ACTOR, CommandError, command, group, output
 from gateway.config import Config
 from gateway.identity.trusted import PRESETS, check_not_own_issuer, identity_from, render_identity
 from gateway.models import TrustedIdentity
@@ -23,8 +22,8 @@ def configured_identities(config: Config) -> tuple[TrustedIdentity, ...]:
 
 
 def register(commands: Any) -> None:
-    sub = _group(commands, "identities", "manage trusted external identities (OIDC federation)")
-    create = _command(sub, "create", "trust the tokens of an OIDC issuer as a service client", _create)
+    sub = group(commands, "identities", "manage trusted external identities (OIDC federation)")
+    create = command(sub, "create", "trust the tokens of an OIDC issuer as a service client", _create)
     create.add_argument("--client", required=True, help="the service client the tokens act as (sc_…)")
     create.add_argument(
         "--preset", choices=sorted(PRESETS), help="defaults for GitHub Actions, GitLab or Kubernetes"
@@ -41,9 +40,9 @@ def register(commands: Any) -> None:
     )
     create.add_argument("--jwks-uri", help="the issuer's JWKS (default: from its discovery document)")
     create.add_argument("--id", help="the entry's id (default: generated tid_…)")
-    _command(sub, "list", "list trusted identities", _list)
-    _command(sub, "show", "show one trusted identity", _show).add_argument("identity_id")
-    _command(sub, "delete", "stop trusting an identity (its exchanged tokens end too)", _delete).add_argument(
+    command(sub, "list", "list trusted identities", _list)
+    command(sub, "show", "show one trusted identity", _show).add_argument("identity_id")
+    command(sub, "delete", "stop trusting an identity (its exchanged tokens end too)", _delete).add_argument(
         "identity_id"
     )
 
