@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.checks import eventually
 from tests.support.harness import Gateway, write_policy
 from tests.support.postgres import Schemas, require_postgres
 from tests.support.processes import Upstream, http_client
@@ -97,15 +98,6 @@ def _ready(http: httpx.Client, gw: Gateway) -> int:
     return http.get(f"{gw.admin_url}/readyz").status_code
 
 
-def _until(what: str, check: object, timeout: float) -> float:
-    """Poll `check()` until it is true; the seconds that took."""
-    start = time.monotonic()
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
-    return time.monotonic() - start
-
-
 @pytest.mark.parametrize("fault", ["cut", "down"])
 def test_a_revocation_through_another_replica_lands_within_the_bound_during_an_outage(
     tmp_path: Path, upstream: Upstream, schema: str, relay: TcpProxy, fault: str
@@ -143,10 +135,10 @@ def test_a_revocation_through_another_replica_lands_within_the_bound_during_an_o
             assert _call(http, a, kept)[1] == 200 and _call(http, a, doomed)[1] == 401
 
             relay.restore()
-            took = _until("B serves again", lambda: _call(http, b, kept)[1] == 200, 5.0)
+            took = eventually("B serves again", lambda: _call(http, b, kept)[1] == 200, 5.0)
             assert took < 1.5, f"recovery took {took:.2f} s"
             assert _call(http, b, doomed)[1] == 401
-            _until("B is ready again", lambda: _ready(http, b) == 200, 2.0)
+            eventually("B is ready again", lambda: _ready(http, b) == 200, 2.0)
     finally:
         b.stop()
         a.stop()

@@ -30,6 +30,7 @@ from gateway.client import ServiceClientTokenProvider as GatewayTokenProvider
 from tests.identity.deployment import ACCOUNT
 from tests.identity.keys import Key
 from tests.identity.proxying import bearer
+from tests.support.checks import eventually
 from tests.support.harness import Gateway
 from tests.support.processes import http_client
 
@@ -167,9 +168,11 @@ def test_roles_records_and_authorize_user_through_the_sdk(
         sdk.roles.delete_role(role_id)
         with pytest.raises(NotFoundException):
             sdk.roles.get_role(role_id)
-        time.sleep(1.0)
-        assert (
-            http.get(f"{gw.public_url}/v1/users/{user}/documents/1", headers=bearer(token)).status_code == 403
+        eventually(
+            "the deleted record stops granting",
+            lambda: http.get(f"{gw.public_url}/v1/users/{user}/documents/1", headers=bearer(token)).status_code
+            == 403,
+            1.5,
         )
     with pytest.raises(NotFoundException):
         perms.authorize_user(client_id, f"/users/{user}/documents/1", "documents:read")

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.checks import eventually
 from tests.support.harness import Gateway, running_gateway
 from tests.support.processes import Upstream, http_client
 
@@ -149,9 +150,12 @@ def test_sighup_reloads_every_worker(tmp_path: Path, policy_dir: Path, upstream:
         write_atomically(file, policy_text(upstream, "before", "after"))
         gw.send_signal(signal.SIGHUP)
         wait_status(gw.proxy_url + "/after", 200, timeout=3.0)
-        time.sleep(0.5)  # let the other worker finish its reload too
-        statuses = []
-        for _ in range(30):  # fresh connections, spread over both workers
-            with http_client(2.0) as fresh:
-                statuses.append(fresh.get(gw.proxy_url + "/after").status_code)
-        assert statuses == [200] * 30
+
+        def both_workers_reloaded() -> bool:
+            statuses = []
+            for _ in range(30):  # fresh connections, spread over both workers
+                with http_client(2.0) as fresh:
+                    statuses.append(fresh.get(gw.proxy_url + "/after").status_code)
+            return statuses == [200] * 30
+
+        eventually("both workers serve the reloaded policy", both_workers_reloaded, 3.0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -41,3 +43,13 @@ def headers_named(record: dict[str, Any], name: str) -> list[str]:
 def gateway_like(name: str) -> bool:
     """Whether a header name counts as X-Gateway-* by the contract's rule."""
     return name.lower().replace("_", "-").replace(".", "-").startswith("x-gateway-")
+
+
+def eventually(what: str, check: Callable[[], bool], timeout: float) -> float:
+    """Poll `check()` until it is true (instead of sleeping, then asserting); how long that took.
+    Fails naming `what` when it is not true within `timeout` seconds."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, f"{what}: not within {timeout} s"
+        time.sleep(0.02)
+    return time.monotonic() - start
