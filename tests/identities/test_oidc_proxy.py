@@ -165,6 +165,7 @@ def test_refused_tokens_never_reach_the_upstream(
         lambda: proxy(gw, "/whoami", issuer.github(github["audience"])).status_code == 200,
         "a good token",
     )
+    untrusted = gw.metric("gateway_auth_failures_total", reason="untrusted")
     with Issuer() as other:
         fetched_before = other.fetches
         for name, token in refused_tokens(issuer, github["audience"], other).items():
@@ -175,6 +176,9 @@ def test_refused_tokens_never_reach_the_upstream(
             assert "repo:" not in response.text and github["entry"]["identityId"] not in response.text, name
             assert recorder.marked(mark) == [], name
         assert other.fetches == fetched_before == 0  # jku/x5u were never fetched
+    # Verified, but no entry: other repository, other branch, pull request, same owner, audience.
+    assert gw.metric("gateway_auth_failures_total", reason="untrusted") - untrusted == 5
+    assert gw.metric("gateway_jwks_fetch_total", issuer=issuer.url, outcome="ok") >= 1
 
 
 def test_untrusted_issuer_falls_through_to_401(gw: Gateway, github: dict[str, Any]) -> None:
