@@ -17,6 +17,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+# Listen and StoreURL (the types of two Config fields) are imported from here too.
+from gateway.config_schema import (
+    Listen as Listen,
+)
 from gateway.config_schema import (
     Reader,
     boolean,
@@ -29,6 +33,9 @@ from gateway.config_schema import (
     log_level,
     networks,
     one_of,
+    parse_listen,
+    parse_store,
+    parse_url,
     positive_int,
     positive_seconds,
     read_section,
@@ -36,6 +43,9 @@ from gateway.config_schema import (
     revocation_bound,
     seconds_between,
     setting,
+)
+from gateway.config_schema import (
+    StoreURL as StoreURL,
 )
 from gateway.errors import ConfigError
 from gateway.units import parse_duration, parse_size
@@ -55,22 +65,6 @@ ENV_OVERRIDES = {
     "GATEWAY_WORKERS": "workers",
     "GATEWAY_RATE_LIMITS_BACKEND": "rate_limits.backend",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class StoreURL:
-    scheme: str  # "sqlite" or "postgresql"
-    url: str  # as written, for PostgreSQL the libpq connection string
-    path: Path | None = None  # the SQLite file
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,50 +227,6 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def parse_listen(value: object) -> Listen:
-    if not isinstance(value, str):
-        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", value.strip())
-    if not m:
-        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
-    host = m.group(1) or m.group(3)
-    port = int(m.group(2) or m.group(4))
-    if not 0 <= port <= 65535:
-        raise ValueError("port must be 0-65535")
-    return Listen(host, port)
-
-
-def _parse_url(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError("expected an http:// or https:// URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL")
-    if parts.query or parts.fragment:
-        raise ValueError("must not have a query or fragment")
-    return value.rstrip("/") if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}"
-
-
-def parse_store(value: object, base: Path) -> StoreURL:
-    """`sqlite:///ABSOLUTE/PATH`, `sqlite:///./RELATIVE` or `sqlite:RELATIVE` (relative to the
-    config file), or `postgresql://…` (a libpq URL)."""
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
-    if value.startswith(("postgresql://", "postgres://")):
-        return StoreURL("postgresql", value)
-    if value.startswith("sqlite:"):
-        rest = value.removeprefix("sqlite:")
-        if rest.startswith("//"):
-            rest = rest[2:]
-            if rest.startswith(("/./", "/../")):
-                rest = rest[1:]
-        if not rest or rest == "/":
-            raise ValueError("names no database file")
-        path = Path(rest)
-        return StoreURL("sqlite", value, path if path.is_absolute() else (base / path).resolve())
-    raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
-
-
 _TOP = {
     "public_url",
     "listen",
@@ -349,10 +299,10 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     admin = r.mapping(top.get("admin"), "admin", {"listen", "public_url"})
     r.mapping(top.get("reload"), "reload", {"interval"})
     required = r.required
-    public_url = required("public_url", top.get("public_url"), _parse_url)
+    public_url = required("public_url", top.get("public_url"), parse_url)
     listen = required("listen", top.get("listen"), parse_listen)
     admin_listen = required("admin.listen", admin.get("listen"), parse_listen)
-    admin_public_url = required("admin.public_url", admin.get("public_url"), _parse_url)
+    admin_public_url = required("admin.public_url", admin.get("public_url"), parse_url)
     store = required("store", top.get("store"), lambda v: parse_store(v, base))
 
     def account(value: object) -> str:

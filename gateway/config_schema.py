@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import MISSING, Field, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -110,6 +110,66 @@ def read_values(r: Reader, data: dict[str, Any], section: str, keys: list[Field[
 
 
 # --- value parsers ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    scheme: str  # "sqlite" or "postgresql"
+    url: str  # as written, for PostgreSQL the libpq connection string
+    path: Path | None = None  # the SQLite file
+
+
+def parse_listen(value: object) -> Listen:
+    if not isinstance(value, str):
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\[\]\s]+):(\d{1,5})", value.strip())
+    if not m:
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError("port must be 0-65535")
+    return Listen(host, port)
+
+
+def parse_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected an http:// or https:// URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/") if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}"
+
+
+def parse_store(value: object, base: Path) -> StoreURL:
+    """`sqlite:///ABSOLUTE/PATH`, `sqlite:///./RELATIVE` or `sqlite:RELATIVE` (relative to the
+    config file), or `postgresql://…` (a libpq URL)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    if value.startswith(("postgresql://", "postgres://")):
+        return StoreURL("postgresql", value)
+    if value.startswith("sqlite:"):
+        rest = value.removeprefix("sqlite:")
+        if rest.startswith("//"):
+            rest = rest[2:]
+            if rest.startswith(("/./", "/../")):
+                rest = rest[1:]
+        if not rest or rest == "/":
+            raise ValueError("names no database file")
+        path = Path(rest)
+        return StoreURL("sqlite", value, path if path.is_absolute() else (base / path).resolve())
+    raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
 
 
 def positive_int(value: object) -> int:
