@@ -147,6 +147,7 @@ class HttpProtocol(asyncio.Protocol):
         self.read_paused = False
         self.deadline: float | None = None  # for the head, or the keep-alive idle time
         self.timer: asyncio.TimerHandle | None = None
+        self.reading_head = False  # between a request's first byte and the end of its head
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -170,10 +171,10 @@ class HttpProtocol(asyncio.Protocol):
         elif self.cycle is not None and self.cycle.waiter is not None:
             self.cycle.timed_out = True  # the app waits for a body that stopped coming
             _wake(self.cycle)
-        elif self.parsing is None and self.head_bytes == 0:
-            self._close()  # idle keep-alive connection (or one that never sent anything)
-        else:
+        elif self.reading_head:
             self._refuse(RequestTimeout("the request head did not arrive in time"))
+        else:
+            self._close()  # an idle keep-alive connection (or one that never sent anything): no answer
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -225,6 +226,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset_head()
+        self.reading_head = True
         self._watch(self.header_timeout)  # from the first byte of each request
 
     def on_url(self, url: bytes) -> None:
@@ -243,6 +245,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.deadline = None  # the head is in: the header timer stands down
+        self.reading_head = False
         parser = self.parser
         method = parser.get_method().decode("ascii")
         url = self.url

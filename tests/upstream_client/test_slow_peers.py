@@ -100,9 +100,12 @@ def test_connection_that_sends_nothing_is_closed(gateway: Gateway) -> None:
 def test_idle_keep_alive_connection_is_closed(gateway: Gateway) -> None:
     with rawhttp.RawConnection(gateway.port) as conn:
         conn.send(rawhttp.build("GET", "/echo/once", close=False))
-        assert conn.response().status == 200
-        closed, _ = closed_within(conn.sock, 3)
+        answer = conn.response()
+        assert answer.status == 200
+        conn.buf = b""
+        closed, said = closed_within(conn.sock, 3)
     assert closed
+    assert said == b"", "an idle connection must be closed without an unasked answer"
 
 
 @pytest.mark.parametrize(
