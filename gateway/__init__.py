@@ -5,7 +5,9 @@ Dependencies point one way, down this list; a module imports from its own layer 
 never above (tests/unit/test_layers.py holds the table and checks it):
 
     cli                      the `gateway` command
-    server                   processes, listeners, the worker supervisor
+    server, supervisor       processes, listeners, the worker supervisor
+    console, http1           the web console (on the admin API's actions); the public
+                               listener's HTTP/1.1 server
     proxy, decisions,        front doors: the reverse proxy, the forward-auth decision
       admin, oauth, web, …     endpoint, the admin API and discovery, the token endpoint;
                                all read one Runtime

@@ -28,6 +28,12 @@ LAYERS: dict[str, int] = {
             "metrics_history",
             "vault_models",
             "quota",
+            "config_schema",
+            "background",
+            "group",
+            "jsonsafe",
+            "jws",
+            "logs",
         ),
         0,
     ),
@@ -40,7 +46,9 @@ LAYERS: dict[str, int] = {
     "runtime": 5,
     **dict.fromkeys(("proxy", "decisions", "admin", "oauth", "web"), 6),
     "console": 7,  # built on the admin API's service layer (admin.actions)
+    "http1": 7,  # the public listener's server, under gateway.server
     "server": 8,
+    "supervisor": 8,
     "cli": 9,
     "__main__": 10,
 }
