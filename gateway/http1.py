@@ -153,7 +153,7 @@ class HttpProtocol(asyncio.Protocol):
     def _reset_head(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
+        self.head_bytes = 16  # the request line's method, version and separators
 
     # -- timers: one per connection, re-armed lazily ----------------------------------------------
 
@@ -230,8 +230,8 @@ class HttpProtocol(asyncio.Protocol):
         self._watch(self.header_timeout)  # from the first byte of each request
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
-        self.head_bytes += len(url) + 16  # the method, the version and their separators
+        self.url += url  # llhttp may hand the target over in pieces
+        self.head_bytes += len(url)
         if self.head_bytes > self.max_bytes:
             raise _Refuse(HeadersTooLarge(f"request line and headers are over {self.max_bytes} bytes"))
 
