@@ -18,22 +18,10 @@ from starlette.routing import Route
 from gateway.admin.actions import Actions
 from gateway.admin.auth import caller_of
 from gateway.errors import InvalidRequest
+from gateway.identity.expiry import moment_of
 from gateway.runtime import Runtime
 
 MAX_SPAN = 31 * 86400
-
-
-def _moment(request: Request, name: str, default: float) -> float:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{name}: expected an ISO 8601 time such as 2030-01-31T12:00:00Z") from None
-    if moment.tzinfo is None:
-        raise InvalidRequest(f"{name}: give a time zone (Z for UTC)")
-    return moment.timestamp()
 
 
 def hour_floor(epoch: float) -> str:
@@ -45,8 +33,9 @@ def routes(runtime: Runtime, actions: Actions) -> list[Route]:
         caller = await caller_of(request, runtime)
         client_id = request.path_params["client_id"]
         await actions.client_call(caller, client_id, "read")  # refused (403/404) before the query is read
-        end = _moment(request, "to", time.time())
-        start = _moment(request, "from", end - 86400)
+        query = request.query_params
+        end = moment_of(query.get("to"), "to", time.time())
+        start = moment_of(query.get("from"), "from", end - 86400)
         if start > end:
             raise InvalidRequest("from: must not be after to")
         if end - start > MAX_SPAN:

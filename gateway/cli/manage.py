@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from gateway.cli.common import ACTOR, CommandError, output
 from gateway.config import Config
 from gateway.errors import InvalidRequest
 from gateway.identity import service
-from gateway.identity.expiry import expiry_from
+from gateway.identity.expiry import expiry_from, moment_of
 from gateway.store import Missing, Store
 from gateway.units import parse_duration
 
@@ -190,24 +189,12 @@ def _enable(args: argparse.Namespace, store: Store, config: Config) -> int:
     )
 
 
-def _moment(text: str | None, option: str, default: float) -> float:
-    if text is None:
-        return default
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{option}: expected an ISO 8601 time such as 2030-01-31T12:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def _usage(args: argparse.Namespace, store: Store, config: Config) -> int:
     from gateway.admin.usage import hour_floor
 
     _client(store, args.client_id)
-    end = _moment(args.end, "--to", time.time())
-    start = _moment(args.start, "--from", end - 86400)
+    end = moment_of(args.end, "--to", time.time())
+    start = moment_of(args.start, "--from", end - 86400)
     rows = store.usage_of(args.client_id, hour_floor(start), hour_floor(end + 3600))
     data = {
         "usage": [

@@ -42,3 +42,17 @@ def expiry_from(body: dict[str, Any], now: float | None = None) -> str | None:
     if moment.timestamp() > now + MAX_SECONDS:
         raise InvalidRequest("expiresAt: at most ten years ahead (leave it out for a key that never expires)")
     return iso_of(moment)
+
+
+def moment_of(text: str | None, field: str, default: float) -> float:
+    """An ISO 8601 time with a zone (`2030-01-31T12:00:00Z`) as epoch seconds; `default` when
+    absent. Raises InvalidRequest naming `field` (an API query parameter or a CLI option)."""
+    if text is None:
+        return default
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{field}: expected an ISO 8601 time such as 2030-01-31T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{field}: give a time zone (Z for UTC)")
+    return moment.timestamp()
