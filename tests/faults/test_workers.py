@@ -55,10 +55,12 @@ def test_workers_killed_again_and_again_are_replaced_at_once(tmp_path: Path) -> 
     gw = Gateway(tmp_path, None, [write_policy(tmp_path / "policies", POLICY)], workers=2)
     gw.init()
     with serving(gw), http_client(timeout=0.5, fresh=True) as http:
+        born = time.monotonic()  # the workers serve: they were started before this
         for round_ in range(2):
             before = workers(gw)
             assert len(before) == 2, before
-            time.sleep(HEALTHY_AFTER)  # both have served a healthy while: no back-off is due
+            # Both have served a healthy while (no back-off is due), and not a moment longer.
+            time.sleep(max(0.0, born + HEALTHY_AFTER + 0.3 - time.monotonic()))
             killed = time.monotonic()
             for pid in before:
                 os.kill(pid, signal.SIGKILL)
@@ -66,6 +68,7 @@ def test_workers_killed_again_and_again_are_replaced_at_once(tmp_path: Path) -> 
                 took = time.monotonic() - killed
                 assert took < STARTED_WITHIN, f"round {round_ + 1}: {workers(gw) - before} after {took:.1f} s"
                 time.sleep(0.02)
+            born = time.monotonic()  # both replacements exist: started no later than this
             while not ready(http, gw):
                 assert time.monotonic() - killed < READY_WITHIN, f"round {round_ + 1}: not serving again"
                 time.sleep(0.05)
