@@ -9,6 +9,8 @@ access key, at the token endpoint; as a client-signed JWT at the proxy; and the 
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -26,7 +28,8 @@ from tests.oauth.helpers import (
     unsigned_jwt,
 )
 from tests.support.harness import Gateway
-from tests.support.processes import http_client
+from tests.support.node import require_node, script
+from tests.support.processes import clean_env, http_client
 
 
 def _sign(private: ed25519.Ed25519PrivateKey, header: dict[str, Any], claims: dict[str, Any]) -> str:
@@ -96,3 +99,24 @@ def test_client_signed_jwt_as_ed25519_at_the_proxy(gateway: Gateway) -> None:
     with http_client() as http:
         response = http.get(gateway.public_url + "/whoami", headers=bearer(token))
     assert response.status_code == 200, response.text
+
+
+def test_openid_client_6_private_key_jwt_with_ed25519(gateway: Gateway) -> None:
+    """The client that found the defect, run as it is: openid-client 6.9 over oauth4webapi."""
+    node = require_node("openid-client", "oauth4webapi")
+    admin = gateway.admin()
+    client_id, _ = admin.new_client_with_key()
+    pair = ed25519_key()
+    key_id = admin.add_public_key(client_id, jwk=pair.public_jwk())["keyId"]
+    private = {**pair.private_jwk(), "kid": key_id}
+    result = subprocess.run(
+        [node, str(script("openid_client_ed25519.mjs")), gateway.public_url, client_id],
+        input=json.dumps(private),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tokens = json.loads(result.stdout)
+    assert tokens["token_type"].lower() == "bearer" and tokens["access_token"].count(".") == 2, tokens
