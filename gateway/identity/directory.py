@@ -229,7 +229,7 @@ class Directory:
             if key is not None and key.active and key.client_id == client_id:
                 keys = None  # newer than the cached list: read it again
         if keys is None:
-            keys = await self._read(self._load_client_keys, client_id)
+            keys = await self._read(self.read_client_keys, client_id)
             if stamp == (self._key_generation, self._client_stamp(client_id)):
                 self._client_keys[client_id] = (stamp, keys)
         now = time.time()  # a cached list outlives a key's expiry, which no change announces
@@ -237,7 +237,8 @@ class Directory:
             keys = ClientKeys(tuple(k for k in keys.access if not k.expired(now)), keys.public)
         return keys
 
-    def _load_client_keys(self, client_id: str) -> ClientKeys:
+    def read_client_keys(self, client_id: str) -> ClientKeys:
+        """The client's active keys from the store (blocking), bypassing the cache."""
         return ClientKeys(
             tuple(self.store.list_access_keys(client_id)), tuple(self.store.list_public_keys(client_id))
         )

@@ -226,7 +226,10 @@ class ClientAuthenticator:
         found: list[tuple[str, Any]] = []
         if kid is not None and not (isinstance(kid, str) and (KEY_ID.match(kid) or PUBLIC_KEY_ID.match(kid))):
             return found  # no key of ours has that id: nothing to look up
-        keys = await self.directory.client_keys(client_id)
+        # Read from the store, not the directory's cached list: a key registered or revoked a
+        # moment ago on another worker counts at once here (the assertion's jti is written to
+        # the store anyway); strangers reach this only with well-formed ids, and are throttled.
+        keys = await asyncio.to_thread(self.directory.read_client_keys, client_id)
         if alg in ED25519_NAMES:
             for key in keys.access:
                 if kid is None or kid == key.key_id:
