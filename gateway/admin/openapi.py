@@ -436,7 +436,7 @@ _ROLE_FIELDS: dict[str, Schema] = {
     "permissions": array(
         obj(
             {
-                "action": string(pattern=r"\S", max_length=200),
+                "action": string(pattern=r"\S"),
                 "allow": {"type": "boolean"},
                 "grant": {"type": "boolean"},
                 "delegate": {"type": "boolean"},
