@@ -65,6 +65,7 @@ def _run(gw: Gateway, *args: str, budget: float) -> subprocess.CompletedProcess[
         text=True,
         timeout=budget + 60,
         env=clean_env(),
+        cwd=gw.directory,  # schemathesis keeps a cache folder where it runs
     )
     assert time.monotonic() - started < budget + 60
     return result
