@@ -43,13 +43,13 @@ class RateLimit:
         return {"requests": self.requests, "window": window, "burst": self.burst}
 
 
-def _whole(value: object) -> object:
+def whole(value: object) -> object:
     """JSON has one number type (RFC 8259 §6): 60.0 is the whole number 60."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _count(value: object, field: str) -> int:
-    value = _whole(value)
+    value = whole(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REQUESTS:
         raise ValueError(f"{field}: expected a whole number from 1 to {MAX_REQUESTS}")
     return value
@@ -64,7 +64,7 @@ def parse_rate_limit(value: object, durations: bool = False) -> RateLimit:
     if unknown:
         raise ValueError(f"{unknown[0]}: unknown field (expected requests, window, burst)")
     requests = _count(value.get("requests"), "requests")
-    raw_window = _whole(value.get("window"))
+    raw_window = whole(value.get("window"))
     try:
         if durations and isinstance(raw_window, str):
             window = parse_duration(raw_window)

@@ -26,7 +26,7 @@ from gateway.models import (
     now_iso,
 )
 from gateway.paths import check_resource, check_segment
-from gateway.quota import RateLimit, parse_rate_limit
+from gateway.quota import RateLimit, parse_rate_limit, whole
 from gateway.store import Store
 
 ADMIN_ROLE = "gateway-admin"
@@ -60,9 +60,7 @@ def _lifetime(body: dict[str, Any]) -> int | None:
     value = body.get("tokenLifetime")
     if value is None:
         return None
-    # JSON has one number type (RFC 8259 §6): 600.0 is the whole number 600.
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    value = whole(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 60 <= value <= 86400:
         raise InvalidRequest("tokenLifetime: expected whole seconds from 60 to 86400")
     return value
