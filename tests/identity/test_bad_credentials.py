@@ -113,7 +113,11 @@ def _tampered_claims(s: Setup) -> str:
     return f"{head}.{other}.{sig}"
 
 
-NOW = int(time.time())
+def _now() -> int:
+    # Read when a case is built, not at import: a long suite reaches these cases minutes later,
+    # and "iat in the future" must still be in the future then.
+    return int(time.time())
+
 
 # name -> how to build the bad credential from the setup
 BAD: dict[str, Callable[[Setup], str]] = {
@@ -170,19 +174,21 @@ BAD: dict[str, Callable[[Setup], str]] = {
     "tampered signature": lambda s: flip_signature(client_jwt(s.a, s.gw.public_url)),
     "tampered claims": _tampered_claims,
     "signature stripped": lambda s: client_jwt(s.a, s.gw.public_url).rsplit(".", 1)[0] + ".",
-    "expired": lambda s: client_jwt(s.a, s.gw.public_url, iat=NOW - 7200, exp=NOW - 3600),
+    "expired": lambda s: client_jwt(s.a, s.gw.public_url, iat=_now() - 7200, exp=_now() - 3600),
     "expired beyond leeway": lambda s: client_jwt(
-        s.a, s.gw.public_url, iat=NOW - 600, exp=int(time.time()) - 45
+        s.a, s.gw.public_url, iat=_now() - 600, exp=int(time.time()) - 45
     ),
-    "lifetime over 24 h": lambda s: client_jwt(s.a, s.gw.public_url, iat=NOW, exp=NOW + 86400 + 3600),
-    "exp in the far future": lambda s: client_jwt(s.a, s.gw.public_url, iat=NOW, exp=NOW + 10 * 365 * 86400),
-    "iat in the future": lambda s: client_jwt(s.a, s.gw.public_url, iat=NOW + 600, exp=NOW + 1200),
-    "nbf in the future": lambda s: client_jwt(s.a, s.gw.public_url, nbf=NOW + 600),
+    "lifetime over 24 h": lambda s: client_jwt(s.a, s.gw.public_url, iat=_now(), exp=_now() + 86400 + 3600),
+    "exp in the far future": lambda s: client_jwt(
+        s.a, s.gw.public_url, iat=_now(), exp=_now() + 10 * 365 * 86400
+    ),
+    "iat in the future": lambda s: client_jwt(s.a, s.gw.public_url, iat=_now() + 600, exp=_now() + 1200),
+    "nbf in the future": lambda s: client_jwt(s.a, s.gw.public_url, nbf=_now() + 600),
     "exp 1e400": lambda s: _with_raw_claims(s, _claims_text(s, exp="1e400")),
     "iat -1e400": lambda s: _with_raw_claims(s, _claims_text(s, iat="-1e400")),
     "exp NaN": lambda s: _with_raw_claims(s, _claims_text(s, exp="NaN")),
     "exp Infinity": lambda s: _with_raw_claims(s, _claims_text(s, exp="Infinity")),
-    "exp as a string": lambda s: _with_raw_claims(s, _claims_text(s, exp=json.dumps(str(NOW + 3600)))),
+    "exp as a string": lambda s: _with_raw_claims(s, _claims_text(s, exp=json.dumps(str(_now() + 3600)))),
     "iat as a bool": lambda s: _with_raw_claims(s, _claims_text(s, iat="true")),
     "exp missing": lambda s: client_jwt(s.a, s.gw.public_url, exp=None),
     "iat missing": lambda s: client_jwt(s.a, s.gw.public_url, iat=None),
