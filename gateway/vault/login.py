@@ -102,7 +102,8 @@ class Login:
         code = query.get("code")
         if not code or len(code) > 4096:
             raise InvalidRequest("code: missing")
-        connection = await self.vault.connection(connection_id)
+        # Read past the cache: allowedRedirects is checked below and may have changed a moment ago.
+        connection = await self.vault.connection(connection_id, fresh=True)
         verifier = self.vault.sealer.open(
             login.sealed_verifier,
             binding(LOGIN_VERIFIER, login.connection_id, login.user_id, login.state_hash),

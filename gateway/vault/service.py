@@ -182,10 +182,12 @@ class Vault:
     def configured_connections(self) -> list[Connection]:
         return sorted(self._configured.values(), key=lambda c: c.connection_id)
 
-    async def connection(self, connection_id: str) -> Connection:
+    async def connection(self, connection_id: str, fresh: bool = False) -> Connection:
+        """`fresh` reads past the cache (which follows the change feed, so it may be a poll
+        behind): for rare steps that must see a change made a moment ago."""
         found: object = self._configured.get(connection_id)
         if found is None:
-            found = self._connections.get(connection_id, _UNKNOWN)
+            found = _UNKNOWN if fresh else self._connections.get(connection_id, _UNKNOWN)
             if found is _UNKNOWN:
                 found = await self.run(self.store.get_connection, connection_id)
                 self._connections[connection_id] = found
