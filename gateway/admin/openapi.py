@@ -9,6 +9,10 @@ stated the way the API enforces them. Path parameters take their schema from `_P
 name (an `Operation` may override one). Every operation documents the error answers it can give:
 400, 401, 403, 404, 503, and 409 for writes (a conflict: the sixth key, a duplicate id, the last
 administrator).
+
+About 800 lines on purpose: beyond the small builder at the end it is data, one table of
+operations and one of schemas, read top to bottom like the API reference it becomes. Split by
+collection it would scatter the shared formats (ids, times, pages, errors) across modules.
 """
 
 from __future__ import annotations
