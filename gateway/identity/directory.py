@@ -41,8 +41,6 @@ from gateway.store import Store, StoreError
 log = logging.getLogger("gateway.identity")
 
 _ABSENT = object()
-# How often a worker may re-read the trusted identities for a token its cached index cannot place.
-_TRUSTED_REREAD = 0.25
 _T = TypeVar("_T")
 FRESHNESS_BOUND = 1.0  # seconds: contract §2, a revocation is in force everywhere within one
 READ_TIMEOUT = 1.0  # a request-path store call answered by then, or refused (503)
@@ -86,7 +84,6 @@ class Directory:
         self._trusted = TrustedIndex(configured_identities)
         self._trusted_stale = True
         self._trusted_lock = asyncio.Lock()
-        self._trusted_read_at = float("-inf")
         self.on_trusted_change: list[Callable[[TrustedIndex], None]] = []
         # Other services' caches that follow the feed: kind → callbacks given each change;
         # `on_clear` callbacks are given None when everything must be forgotten.
@@ -256,16 +253,19 @@ class Directory:
         return self._trusted
 
     async def trusted_now(self) -> TrustedIndex:
-        """The index as the store has it, for a verified token that the cached index cannot
-        place: an entry created (or changed) a moment ago through another worker works at once,
-        as a new access key does, without waiting for this worker's next feed poll. A stranger
-        whose tokens a trusted issuer signed costs at most one store read per worker per
-        `_TRUSTED_REREAD` seconds."""
-        if time.monotonic() - self._trusted_read_at >= _TRUSTED_REREAD:
-            async with self._trusted_lock:
-                if time.monotonic() - self._trusted_read_at >= _TRUSTED_REREAD:
-                    await self._reload_trusted_now()
-        return self._trusted
+        """The index once the change feed has been read past this moment, for a verified token
+        the cached index cannot place: an entry made a moment ago through another worker works
+        at once (as a new access key does) instead of on this worker's next poll. It costs the
+        caller at most about one poll interval of waiting and the store nothing, whoever sends
+        such tokens."""
+        if not self._enforced:  # nobody follows the feed here (the CLI): read the store
+            await self._reload_trusted()
+            return self._trusted
+        since = time.monotonic()
+        deadline = since + FRESHNESS_BOUND
+        while self._fresh_as_of < since and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return await self.trusted()
 
     async def _reload_trusted(self) -> None:
         async with self._trusted_lock:
@@ -273,7 +273,6 @@ class Directory:
 
     async def _reload_trusted_now(self) -> None:
         epoch = self.epoch
-        self._trusted_read_at = time.monotonic()
         stored = await asyncio.to_thread(self.store.list_trusted_identities)
         configured = {e.identity_id for e in self._configured_identities}
         index = TrustedIndex(
