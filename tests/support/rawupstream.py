@@ -49,6 +49,7 @@ class RawUpstream:
     scripts: dict[str, Script] = field(default_factory=dict)  # by path (without the query)
     requests: list[Request] = field(default_factory=list)
     accepted: int = 0
+    closed: int = 0  # connections this upstream has closed (its FIN sent)
 
     def __post_init__(self) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -114,6 +115,8 @@ class RawUpstream:
             return
         finally:
             conn.close()
+            with self._lock:
+                self.closed += 1
 
 
 def _read_request(conn: socket.socket, buf: bytes, number: int) -> tuple[Request | None, bytes]:

@@ -127,11 +127,15 @@ def test_pooled_connection_closed_by_the_upstream(gateway: Gateway, raw: RawUpst
 
 def test_idle_connections_closed_by_the_upstream_are_not_used(gateway: Gateway, raw: RawUpstream) -> None:
     path = route(raw, answer(respond(200, b"bye"), keep=False))  # keep-alive announced, then closed
+    closed = raw.closed
     with http_client() as client:
-        for _ in range(5):
+        for n in range(5):
             response = client.post(gateway.proxy_url + path, content=b"not retried")
             assert response.status_code == 200
             assert response.content == b"bye"
+            # The next request must come after the upstream's close, not race it (that race is
+            # what the idempotent retry is for, and a POST is not retried).
+            assert wait_until(lambda n=n: raw.closed > closed + n)
 
 
 def test_head_response_with_a_length_and_no_body(gateway: Gateway, raw: RawUpstream) -> None:
