@@ -13,10 +13,13 @@ from gateway.cli.common import (
     command,
     group,
     output,
+    output_done,
+    output_list,
 )
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.identity import service
+from gateway.models import Client
 from gateway.store import Missing, Store
 
 
@@ -72,21 +75,19 @@ def _client_list(args: argparse.Namespace, store: Store, config: Config) -> int:
         if len(page) < 500:
             break
         after = page[-1].client_id
-    output(
-        args,
-        {"clients": [service.render_client(c) for c in clients]},
-        "\n".join(
-            f"{c.client_id}  {c.name}{'  (disabled)' if c.disabled else ''}{'  tenant=' + c.tenant if c.tenant else ''}"
-            for c in clients
-        )
-        or "no clients",
-    )
+    output_list(args, "clients", clients, service.render_client, _client_line, "no clients")
     return 0
+
+
+def _client_line(client: Client) -> str:
+    disabled = "  (disabled)" if client.disabled else ""
+    tenant = f"  tenant={client.tenant}" if client.tenant else ""
+    return f"{client.client_id}  {client.name}{disabled}{tenant}"
 
 
 def _client_delete(args: argparse.Namespace, store: Store, config: Config) -> int:
     store.delete_client(args.client_id, ACTOR)
-    output(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
+    output_done(args, "deleted", args.client_id, "client")
     return 0
 
 
@@ -138,7 +139,7 @@ def _secret_create(args: argparse.Namespace, store: Store, config: Config) -> in
 
 def _secret_revoke(args: argparse.Namespace, store: Store, config: Config) -> int:
     store.revoke_client_secret(args.client, args.secret_id, ACTOR)
-    output(args, {"revoked": args.secret_id}, f"revoked {args.secret_id}")
+    output_done(args, "revoked", args.secret_id)
     return 0
 
 
@@ -182,15 +183,11 @@ def _key_list(args: argparse.Namespace, store: Store, config: Config) -> int:
     if store.get_client(args.client) is None:
         raise Missing(args.client)
     keys = store.list_access_keys(args.client, with_expired=True)
-    output(
-        args,
-        {"accessKeys": [service.render_key(k) for k in keys]},
-        "\n".join(manage.describe_key(k) for k in keys) or "no keys",
-    )
+    output_list(args, "accessKeys", keys, service.render_key, manage.describe_key, "no keys")
     return 0
 
 
 def _key_revoke(args: argparse.Namespace, store: Store, config: Config) -> int:
     store.revoke_access_key(args.client, args.key_id, ACTOR)
-    output(args, {"revoked": args.key_id}, f"revoked {args.key_id}")
+    output_done(args, "revoked", args.key_id)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from gateway.config import Config, load_config
 from gateway.errors import GatewayError
@@ -14,6 +14,7 @@ from gateway.store import Conflict, Missing, Store, StoreError
 
 DEFAULT_CONFIG = "config.yaml"
 ACTOR = "cli"
+T = TypeVar("T")
 
 
 class CommandError(Exception):
@@ -46,6 +47,24 @@ def output(args: argparse.Namespace, data: Any, human: str) -> None:
         print(json.dumps(data, indent=2))
     else:
         print(human)
+
+
+def output_list(
+    args: argparse.Namespace,
+    plural: str,
+    items: Sequence[T],
+    render: Callable[[T], Any],
+    line: Callable[[T], str],
+    empty: str,
+) -> None:
+    """A list command's output: `{plural: [render(item), ...]}` with --json, else `line(item)`
+    one a line (`empty` when there are none)."""
+    output(args, {plural: [render(i) for i in items]}, "\n".join(line(i) for i in items) or empty)
+
+
+def output_done(args: argparse.Namespace, verb: str, object_id: str, noun: str = "") -> None:
+    """A delete or revoke command's output: `{"deleted": id}` with --json, else `deleted role r1`."""
+    output(args, {verb: object_id}, f"{verb} {noun} {object_id}" if noun else f"{verb} {object_id}")
 
 
 def open_initialized_store(config: Config) -> Store:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from gateway.cli.common import (
-    ACTOR,
-    command,
-    group,
-    output,
-)
+from gateway.cli.common import ACTOR, Handler, command, group, output, output_done, output_list
 from gateway.config import Config
 from gateway.errors import InvalidRequest
 from gateway.identity import service
+from gateway.models import Role
 from gateway.store import Store
+
+T = TypeVar("T")
 
 
 def register(commands: Any) -> None:
@@ -33,8 +32,15 @@ def _roles(commands: Any) -> None:
         "--permission", action="append", required=True, help="an action such as documents:read (repeat)"
     )
     put.add_argument("--grant", action="store_true", help="holders may grant these permissions to others")
-    command(sub, "list", "list roles", _role_list)
-    command(sub, "delete", "delete a role", _role_delete).add_argument("role_id")
+    list_, delete = _list_and_delete(
+        "role",
+        lambda store: store.list_roles(limit=10_000),
+        service.render_role,
+        lambda r: f"{r.role_id}  {_actions(r)}",
+        lambda store, role_id: store.delete_role(role_id, ACTOR),
+    )
+    command(sub, "list", "list roles", list_)
+    command(sub, "delete", "delete a role", delete).add_argument("role_id")
 
 
 def _role_put(args: argparse.Namespace, store: Store, config: Config) -> int:
@@ -44,28 +50,12 @@ def _role_put(args: argparse.Namespace, store: Store, config: Config) -> int:
         ]
     }
     role = store.put_role(service.role_from(body, args.role_id), ACTOR)
-    output(
-        args,
-        service.render_role(role),
-        f"role {role.role_id}: {', '.join(p.action for p in role.permissions)}",
-    )
+    output(args, service.render_role(role), f"role {role.role_id}: {_actions(role)}")
     return 0
 
 
-def _role_list(args: argparse.Namespace, store: Store, config: Config) -> int:
-    roles = store.list_roles(limit=10_000)
-    output(
-        args,
-        {"roles": [service.render_role(r) for r in roles]},
-        "\n".join(f"{r.role_id}  {', '.join(p.action for p in r.permissions)}" for r in roles) or "no roles",
-    )
-    return 0
-
-
-def _role_delete(args: argparse.Namespace, store: Store, config: Config) -> int:
-    store.delete_role(args.role_id, ACTOR)
-    output(args, {"deleted": args.role_id}, f"deleted role {args.role_id}")
-    return 0
+def _actions(role: Role) -> str:
+    return ", ".join(p.action for p in role.permissions)
 
 
 def _records(commands: Any) -> None:
@@ -80,8 +70,15 @@ def _records(commands: Any) -> None:
         "--resource", action="append", required=True, help="a resource URI such as /users/1 (repeat)"
     )
     put.add_argument("--name")
-    command(sub, "list", "list access records", _record_list)
-    command(sub, "delete", "delete an access record", _record_delete).add_argument("record_id")
+    list_, delete = _list_and_delete(
+        "record",
+        lambda store: store.list_records(limit=10_000),
+        service.render_record,
+        lambda r: f"{r.record_id}  users={','.join(r.users)}",
+        lambda store, record_id: store.delete_record(record_id, ACTOR),
+    )
+    command(sub, "list", "list access records", list_)
+    command(sub, "delete", "delete an access record", delete).add_argument("record_id")
 
 
 def _record_put(args: argparse.Namespace, store: Store, config: Config) -> int:
@@ -105,17 +102,25 @@ def _record_put(args: argparse.Namespace, store: Store, config: Config) -> int:
     return 0
 
 
-def _record_list(args: argparse.Namespace, store: Store, config: Config) -> int:
-    records = store.list_records(limit=10_000)
-    output(
-        args,
-        {"records": [service.render_record(r) for r in records]},
-        "\n".join(f"{r.record_id}  users={','.join(r.users)}" for r in records) or "no records",
-    )
-    return 0
+def _list_and_delete(
+    noun: str,
+    fetch: Callable[[Store], Sequence[T]],
+    render: Callable[[T], Any],
+    line: Callable[[T], str],
+    delete: Callable[[Store, str], object],
+) -> tuple[Handler, Handler]:
+    """The `list` and `delete <noun>_id` handlers, which roles and records share: `noun` names
+    the list's JSON key (its plural), the id argument and the human output."""
+    plural, id_arg = f"{noun}s", f"{noun}_id"
 
+    def list_(args: argparse.Namespace, store: Store, config: Config) -> int:
+        output_list(args, plural, fetch(store), render, line, f"no {plural}")
+        return 0
 
-def _record_delete(args: argparse.Namespace, store: Store, config: Config) -> int:
-    store.delete_record(args.record_id, ACTOR)
-    output(args, {"deleted": args.record_id}, f"deleted record {args.record_id}")
-    return 0
+    def delete_(args: argparse.Namespace, store: Store, config: Config) -> int:
+        object_id = getattr(args, id_arg)
+        delete(store, object_id)
+        output_done(args, "deleted", object_id, noun)
+        return 0
+
+    return list_, delete_

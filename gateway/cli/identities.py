@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.cli.common import ACTOR, CommandError, command, group, output
+from gateway.cli.common import ACTOR, CommandError, command, group, output, output_done, output_list
 from gateway.config import Config
 from gateway.identity.trusted import PRESETS, check_not_own_issuer, identity_from, render_identity
 from gateway.models import TrustedIdentity
@@ -91,14 +91,13 @@ def _all(store: Store, config: Config) -> list[TrustedIdentity]:
 
 
 def _list(args: argparse.Namespace, store: Store, config: Config) -> int:
-    entries = _all(store, config)
-    output(
+    output_list(
         args,
-        {"identities": [render_identity(e) for e in entries]},
-        "\n".join(
-            f"{e.identity_id}  {_line(e)}{'  (config)' if e.source == 'config' else ''}" for e in entries
-        )
-        or "no trusted identities",
+        "identities",
+        _all(store, config),
+        render_identity,
+        lambda e: f"{e.identity_id}  {_line(e)}{'  (config)' if e.source == 'config' else ''}",
+        "no trusted identities",
     )
     return 0
 
@@ -115,5 +114,5 @@ def _delete(args: argparse.Namespace, store: Store, config: Config) -> int:
     if any(e.identity_id == args.identity_id for e in configured_identities(config)):
         raise CommandError(f"identity {args.identity_id} is defined in the config file; change it there")
     store.delete_trusted_identity(args.identity_id, ACTOR)
-    output(args, {"deleted": args.identity_id}, f"deleted identity {args.identity_id}")
+    output_done(args, "deleted", args.identity_id, "identity")
     return 0

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import ACTOR, CommandError, output
+from gateway.cli.common import ACTOR, CommandError, output, output_done, output_list
 from gateway.config import Config
 from gateway.errors import InvalidRequest
 from gateway.identity import service
@@ -217,11 +217,13 @@ def secret_commands(sub: Any, command: Command) -> None:
 
 def _secret_list(args: argparse.Namespace, store: Store, config: Config) -> int:
     _client(store, args.client)
-    secrets = store.list_client_secrets(args.client, with_expired=True)
-    output(
+    output_list(
         args,
-        {"secrets": [service.render_secret(s) for s in secrets]},
-        "\n".join(f"{s.secret_id}  created {s.created_at}  {_lifecycle(s)}" for s in secrets) or "no secrets",
+        "secrets",
+        store.list_client_secrets(args.client, with_expired=True),
+        service.render_secret,
+        lambda s: f"{s.secret_id}  created {s.created_at}  {_lifecycle(s)}",
+        "no secrets",
     )
     return 0
 
@@ -275,18 +277,20 @@ def _public_key_add(args: argparse.Namespace, store: Store, config: Config) -> i
 
 def _public_key_list(args: argparse.Namespace, store: Store, config: Config) -> int:
     _client(store, args.client)
-    keys = store.list_public_keys(args.client)
-    output(
+    output_list(
         args,
-        {"publicKeys": [service.render_public_key(k) for k in keys]},
-        "\n".join(f"{k.key_id}  {k.alg}  created {k.created_at}" for k in keys) or "no public keys",
+        "publicKeys",
+        store.list_public_keys(args.client),
+        service.render_public_key,
+        lambda k: f"{k.key_id}  {k.alg}  created {k.created_at}",
+        "no public keys",
     )
     return 0
 
 
 def _public_key_revoke(args: argparse.Namespace, store: Store, config: Config) -> int:
     store.revoke_public_key(args.client, args.key_id, ACTOR)
-    output(args, {"revoked": args.key_id}, f"revoked {args.key_id}")
+    output_done(args, "revoked", args.key_id)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import ACTOR, CommandError, output
+from gateway.cli.common import ACTOR, CommandError, output, output_list
 from gateway.config import Config
 from gateway.crypto import create_master_key_file, load_sealer
 from gateway.store import Store
@@ -102,10 +102,13 @@ def _rotate_master(args: argparse.Namespace, store: Store, config: Config) -> in
 
 def _list(args: argparse.Namespace, store: Store, config: Config) -> int:
     connections = [*config.vault.connections, *store.list_connections(limit=10_000)]
-    output(
+    output_list(
         args,
-        {"connections": [render_connection(c) for c in connections]},
-        "\n".join(f"{c.connection_id}  {c.token_url}  ({c.source})" for c in connections) or "no connections",
+        "connections",
+        connections,
+        render_connection,
+        lambda c: f"{c.connection_id}  {c.token_url}  ({c.source})",
+        "no connections",
     )
     return 0
 
