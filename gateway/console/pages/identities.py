@@ -5,21 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.admin.actions import may
 from gateway.admin.identity_actions import IdentityActions
-from gateway.console import web
-from gateway.console.sessions import Session
+from gateway.console.pages.listing import listing_routes
 from gateway.errors import InvalidRequest
 from gateway.identity.trusted import PRESETS
 
 if TYPE_CHECKING:
     from gateway.console import ConsoleApp
-
-PAGE = 50
 
 
 def identity_body(data: dict[str, str]) -> dict[str, Any]:
@@ -54,31 +48,11 @@ def routes(console: ConsoleApp) -> list[Route]:
         identity.configured_identities,
         (runtime.config.public_url, runtime.config.admin_public_url),
     )
-
-    async def list_page(request: Request, session: Session, data: dict[str, str]) -> Response:
-        after = request.query_params.get("after", "")[:128]
-        entries, next_after = await actions.list(session.caller, after, PAGE)
-        return web.page(
-            request,
-            "identities.html",
-            nav="identities",
-            entries=entries,
-            next_after=next_after,
-            first_page=not after,
-            presets=sorted(PRESETS),
-            may_write=may(session.caller, "identities", "write"),
-        )
-
-    async def create(request: Request, session: Session, data: dict[str, str]) -> Response:
-        await actions.create(session.caller, identity_body(data))
-        return console.redirect("identities")
-
-    async def delete(request: Request, session: Session, data: dict[str, str]) -> Response:
-        await actions.delete(session.caller, request.path_params["ref"])
-        return console.redirect("identities")
-
-    return [
-        Route("/identities", console.signed_in(list_page), methods=["GET"]),
-        Route("/identities", console.signed_in(create), methods=["POST"]),
-        Route("/identities/{ref}/delete", console.signed_in(delete), methods=["POST"]),
-    ]
+    return listing_routes(
+        console,
+        "identities",
+        actions.list,
+        lambda caller, data: actions.create(caller, identity_body(data)),
+        actions.delete,
+        presets=sorted(PRESETS),
+    )
