@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.admin.auth import caller_of, json_body, page, page_args
+from gateway.admin.auth import caller_of, json_body
+from gateway.admin.collection import object_routes
 from gateway.admin.vault_actions import VaultActions
 from gateway.runtime import Runtime
 from gateway.vault_models import render_connection
@@ -19,29 +20,6 @@ _NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
 
 
 def routes(runtime: Runtime, actions: VaultActions) -> list[Route]:
-    async def list_(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        cursor, limit = page_args(request)
-        items, next_cursor = await actions.list_connections(caller, cursor, limit)
-        return JSONResponse(page("connections", [render_connection(c) for c in items], next_cursor))
-
-    async def get(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        return JSONResponse(
-            render_connection(await actions.get_connection(caller, request.path_params["connection_id"]))
-        )
-
-    async def put(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        connection_id = None if request.method == "POST" else request.path_params["connection_id"]
-        connection = await actions.put_connection(caller, connection_id, await json_body(request))
-        return JSONResponse(render_connection(connection), status_code=201 if connection_id is None else 200)
-
-    async def delete(request: Request) -> Response:
-        caller = await caller_of(request, runtime)
-        await actions.delete_connection(caller, request.path_params["connection_id"])
-        return Response(status_code=204)
-
     async def credentials(request: Request) -> Response:
         caller = await caller_of(request, runtime)
         connection_id, user_id = request.path_params["connection_id"], request.path_params["user_id"]
@@ -66,11 +44,15 @@ def routes(runtime: Runtime, actions: VaultActions) -> list[Route]:
 
     users = "/v1/connections/{connection_id}/users/{user_id}"
     return [
-        Route("/v1/connections", list_, methods=["GET"]),
-        Route("/v1/connections", put, methods=["POST"]),
-        Route("/v1/connections/{connection_id}", get, methods=["GET"]),
-        Route("/v1/connections/{connection_id}", put, methods=["PUT"]),
-        Route("/v1/connections/{connection_id}", delete, methods=["DELETE"]),
+        *object_routes(
+            runtime,
+            "connections",
+            render_connection,
+            actions.list_connections,
+            actions.get_connection,
+            actions.put_connection,
+            actions.delete_connection,
+        ),
         Route(f"{users}/credentials", credentials, methods=["GET", "PUT", "DELETE"]),
         Route(f"{users}/authorize", authorize, methods=["POST"]),
     ]
