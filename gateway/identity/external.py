@@ -15,6 +15,7 @@ import jwt
 
 from gateway.errors import InvalidToken
 from gateway.identity.jwks import ALGORITHMS, JwksFetcher
+from gateway.jws import invalid_token
 from gateway.presented import Presented, numeric_date
 
 
@@ -57,14 +58,8 @@ class ExternalTokenVerifier:
                 options={"require": ["exp"], "verify_aud": False, "verify_iss": False},
                 leeway=self.leeway,
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired", reason="expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("token not valid yet", reason="malformed") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature", reason="bad_signature") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("malformed token", reason="malformed") from None
+        except jwt.PyJWTError as exc:
+            raise invalid_token(exc) from None
         return verified
 
 

@@ -17,6 +17,7 @@ from gateway.config import Config
 from gateway.crypto import b64url
 from gateway.errors import InvalidToken
 from gateway.identity.signing import RingHolder
+from gateway.jws import invalid_token
 from gateway.models import Client
 from gateway.presented import Presented, numeric_date
 
@@ -85,12 +86,8 @@ class TokenService:
             )
         except ValueError as exc:
             raise InvalidToken(str(exc), reason="malformed") from None
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired", reason="expired") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("bad signature", reason="bad_signature") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("malformed token", reason="malformed") from None
+        except jwt.PyJWTError as exc:
+            raise invalid_token(exc) from None
         if claims.get("client_id", claims["sub"]) != claims["sub"] or not isinstance(claims.get("cid"), str):
             raise InvalidToken("malformed token", reason="malformed")
         return claims
