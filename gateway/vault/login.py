@@ -21,7 +21,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from gateway.crypto import b64url
+from gateway.crypto import SealError, b64url
 from gateway.errors import InvalidRequest, ProviderUnavailable
 from gateway.identity.grants import GrantSet
 from gateway.vault.provider import ProviderRejected, ProviderUnreachable
@@ -104,10 +104,16 @@ class Login:
             raise InvalidRequest("code: missing")
         # Read past the cache: allowedRedirects is checked below and may have changed a moment ago.
         connection = await self.vault.connection(connection_id, fresh=True)
-        verifier = self.vault.sealer.open(
-            login.sealed_verifier,
-            binding(LOGIN_VERIFIER, login.connection_id, login.user_id, login.state_hash),
-        ).decode()
+        try:
+            verifier = self.vault.sealer.open(
+                login.sealed_verifier,
+                binding(LOGIN_VERIFIER, login.connection_id, login.user_id, login.state_hash),
+            ).decode()
+        except SealError:
+            # Sealed under a master key no longer configured (or tampered with): this login cannot
+            # finish, a new one can.
+            self.vault.audit_later(login.actor, "credentials.login", *key, "unreadable")
+            raise InvalidRequest("state: cannot be read by this gateway; start the login again") from None
         try:
             answer = await self.vault.run(
                 self.vault.provider.exchange_code,

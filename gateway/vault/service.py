@@ -43,7 +43,6 @@ from gateway.errors import (
     NotFound,
     ProviderUnavailable,
     ReauthorizationRequired,
-    ServerError,
 )
 from gateway.identity.grants import GrantSet
 from gateway.metrics import VAULT_REFRESH
@@ -68,6 +67,7 @@ DEFAULT_LIFETIME = 3600  # when a provider's answer has no expires_in
 _UNKNOWN = object()
 ACTIVE = "active"
 REAUTHORIZE = "reauthorization_required"
+UNREADABLE = "unreadable"  # the audit's outcome for a stored credential that does not open
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +213,12 @@ class Vault:
                     connection.sealed_secret, binding(CONNECTION_SECRET, connection.connection_id)
                 ).decode()
             except SealError as exc:
+                # Sealed under a master key no longer configured, or tampered with: the provider
+                # cannot be called, as when clientSecretEnv names an unset variable (502).
                 log.error("connection %s: its client secret does not open: %s", connection.connection_id, exc)
-                raise ServerError(
-                    "the connection's client secret cannot be opened; the gateway's log says why"
+                raise ProviderUnavailable(
+                    f"connection {connection.connection_id}: its client secret cannot be opened with the "
+                    "configured master keys; set it again"
                 ) from None
         return None
 
@@ -241,14 +244,21 @@ class Vault:
     def _seal(self, purpose: str, entry_key: tuple[str, str], value: str) -> str:
         return self.sealer.seal(value.encode(), binding(purpose, *entry_key))
 
-    def _open(self, purpose: str, entry_key: tuple[str, str], sealed: str) -> str:
+    def _open(self, purpose: str, entry_key: tuple[str, str], sealed: str, actor: str) -> str:
         try:
             return self.sealer.open(sealed, binding(purpose, *entry_key)).decode()
         except SealError as exc:
             # A row copied from another user, tampered with, or sealed under a master key that
-            # is no longer configured: refused, never answered with something else's token.
+            # is no longer configured: refused, never answered with something else's token. A
+            # known state with a way out, not a server error: storing the credential again (a
+            # new login or PUT) replaces it, as after invalid_grant (409). Nothing is marked:
+            # restoring the master key in previous_master_keys makes the row readable again.
             log.error("connection %s, user %s: the stored credential does not open: %s", *entry_key, exc)
-            raise ServerError("the stored credential cannot be opened; the gateway's log says why") from None
+            self.audit_later(actor, "credentials.read", *entry_key, UNREADABLE)
+            raise ReauthorizationRequired(
+                "the stored credential cannot be opened by this gateway (its log says which); "
+                "connect the user again"
+            ) from None
 
     def _entry(
         self, key: tuple[str, str], refresh: str, answer: TokenAnswer | None, state: str = ACTIVE
@@ -264,7 +274,7 @@ class Vault:
         sealed_refresh = self._seal(REFRESH_TOKEN, key, refresh)
         return VaultEntry(key[0], key[1], sealed_refresh, access, token_type, expires, state, 0, now, now)
 
-    def _fresh(self, key: tuple[str, str], entry: VaultEntry) -> AccessToken | None:
+    def _fresh(self, key: tuple[str, str], entry: VaultEntry, actor: str) -> AccessToken | None:
         if (
             entry.state == ACTIVE
             and entry.sealed_access is not None
@@ -272,7 +282,9 @@ class Vault:
             and entry.access_expires_at - time.time() > MARGIN
         ):
             return AccessToken(
-                self._open(ACCESS_TOKEN, key, entry.sealed_access), entry.token_type, entry.access_expires_at
+                self._open(ACCESS_TOKEN, key, entry.sealed_access, actor),
+                entry.token_type,
+                entry.access_expires_at,
             )
         return None
 
@@ -307,7 +319,7 @@ class Vault:
         entry = self.store.get_vault_entry(*key)
         self._check(entry, actor, key)
         assert entry is not None
-        fresh = self._fresh(key, entry)
+        fresh = self._fresh(key, entry, actor)
         if fresh is not None:
             self.audit_later(actor, "credentials.read", *key, "stored")
             return fresh
@@ -317,7 +329,7 @@ class Vault:
                 entry = session.entry
                 self._check(entry, actor, key)
                 assert entry is not None
-                fresh = self._fresh(key, entry)
+                fresh = self._fresh(key, entry, actor)
                 if fresh is not None:  # refreshed by another worker or replica while we waited
                     self.audit_later(actor, "credentials.read", *key, "stored")
                     return fresh
@@ -341,7 +353,7 @@ class Vault:
     ) -> GatewayError | AccessToken:
         """Run the refresh grant inside the credential's lock. Errors are returned, not raised:
         raising would roll back the transaction, and a refusal must be stored."""
-        refresh = self._open(REFRESH_TOKEN, key, entry.sealed_refresh)
+        refresh = self._open(REFRESH_TOKEN, key, entry.sealed_refresh, actor)
         try:
             answer = self.provider.refresh(connection, self.secret_of(connection), refresh)
         except ProviderRejected as exc:
@@ -417,10 +429,16 @@ class Vault:
                 if session.entry is None:
                     return False
                 # Revoked at the provider first, under the lock, so no refresh can rotate the
-                # token between the revocation and the delete.
-                refresh = self._open(REFRESH_TOKEN, key, session.entry.sealed_refresh)
+                # token between the revocation and the delete. One that does not open (see
+                # _open) is deleted all the same: there is nothing to revoke it with.
+                try:
+                    refresh = self.sealer.open(
+                        session.entry.sealed_refresh, binding(REFRESH_TOKEN, *key)
+                    ).decode()
+                except SealError:
+                    refresh = None
                 revoked = False
-                if connection.revocation_url is not None:
+                if connection.revocation_url is not None and refresh is not None:
                     try:
                         revoked = self.provider.revoke(connection, self.secret_of(connection), refresh)
                     except GatewayError:

@@ -116,7 +116,8 @@ def test_a_row_copied_to_another_user_does_not_open(gw: Gateway, provider: Provi
         db.close()
     for target_connection, user in ((connection, "copy-to"), (other_connection, "copy-from")):
         response = gw.admin(key).get(credentials_path(target_connection, user))
-        assert response.status_code == 500 and response.json()["error"] == "server_error", response.text
+        assert response.status_code == 409, response.text
+        assert response.json()["error"] == "reauthorization_required"
         assert victim not in response.text
     assert "does not open" in gw.log()
 

@@ -6,12 +6,14 @@ in flight) still opens."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
 import pytest
 
-from gateway.crypto import Sealer, load_master_key
+from gateway.crypto import MasterKey, Sealer, load_master_key
+from gateway.vault_models import ACCESS_TOKEN, CONNECTION_SECRET, REFRESH_TOKEN, binding
 from tests.support.harness import Gateway
 from tests.support.processes import http_client
 from tests.vault.conftest import (
@@ -139,3 +141,83 @@ def test_an_unknown_master_key_is_named_at_start(launch: Launch) -> None:
     result = gw.run("keys", "rotate-master")
     assert result.returncode == 1 and "cannot be opened" in result.stderr
     assert "signing_keys" in result.stdout
+
+
+def _reseal_row(gw: Gateway, table: str, where: dict[str, str], values: dict[str, str | None]) -> None:
+    """Overwrite sealed columns of one row, as a row written under another master key looks."""
+    import sqlite3
+
+    db = sqlite3.connect(gw.directory / "gateway.db")
+    try:
+        with db:
+            changed = db.execute(
+                f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in values)}"
+                f" WHERE {' AND '.join(f'{c} = ?' for c in where)}",
+                (*values.values(), *where.values()),
+            ).rowcount
+    finally:
+        db.close()
+    assert changed == 1
+
+
+def test_sealed_under_a_master_key_no_longer_configured_is_409_not_500(gw: Gateway, provider: Provider) -> None:
+    """A user's credential sealed under a master key the gateway does not have (dropped from
+    previous_master_keys too early, or written by a replica with another key) is a known state:
+    409 reauthorization_required, no secret in the answer, the provider not called; deleting it
+    works, and a new login is the way out. A connection secret under such a key: 502."""
+    connection = add_connection(gw, provider)
+    key = service(gw)
+    provider.set(expires_in=3600)
+    connect_user(gw, provider, key, connection, "gone-key")
+    elsewhere = Sealer(MasterKey(os.urandom(32)))
+
+    def sealed(purpose: str, value: str) -> str:
+        return elsewhere.seal(value.encode(), binding(purpose, connection, "gone-key"))
+
+    # Not read before this: the worker's cache is empty, so the stored row is what answers.
+    _reseal_row(
+        gw,
+        "vault_entries",
+        {"connection_id": connection, "user_id": "gone-key"},
+        {"sealed_refresh": sealed(REFRESH_TOKEN, "rt-x"), "sealed_access": sealed(ACCESS_TOKEN, "at-x")},
+    )
+    refreshes = provider.refreshes()
+    answer = gw.admin(key).get(credentials_path(connection, "gone-key"))
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"] == "reauthorization_required"
+    assert elsewhere.current.kid not in answer.text and "at-x" not in answer.text
+    # Without a fresh access token the refresh token must open: refused the same way.
+    _reseal_row(
+        gw,
+        "vault_entries",
+        {"connection_id": connection, "user_id": "gone-key"},
+        {"sealed_access": None},
+    )
+    answer = gw.admin(key).get(credentials_path(connection, "gone-key"))
+    assert answer.status_code == 409 and answer.json()["error"] == "reauthorization_required", answer.text
+    assert provider.refreshes() == refreshes  # never called with something that did not open
+    assert "does not open" in gw.log()
+    deadline = time.monotonic() + 5
+    while "unreadable" not in gw.admin().get("/v1/audit", params={"limit": 200}).text:
+        assert time.monotonic() < deadline, "the refused read is not in the audit log"
+        time.sleep(0.2)
+
+    # Deleting it works (nothing to revoke it with), and a new login is the way out.
+    assert gw.admin(key).delete(credentials_path(connection, "gone-key")).status_code == 204
+    assert gw.admin(key).get(credentials_path(connection, "gone-key")).status_code == 404
+    connect_user(gw, provider, key, connection, "gone-key")
+    assert gw.admin(key).get(credentials_path(connection, "gone-key")).status_code == 200
+
+    # A connection whose client secret is sealed under such a key cannot call its provider.
+    other = add_connection(gw, provider)
+    _reseal_row(
+        gw,
+        "vault_connections",
+        {"connection_id": other},
+        {"sealed_secret": elsewhere.seal(b"s", binding(CONNECTION_SECRET, other))},
+    )
+    stored = gw.admin(key).put(credentials_path(other, "gone-key"), json={"refreshToken": "rt-y"})
+    assert stored.status_code == 204, stored.text
+    answer = gw.admin(key).get(credentials_path(other, "gone-key"))
+    assert answer.status_code == 502 and answer.json()["error"] == "provider_unavailable", answer.text
+    assert provider.refreshes() == refreshes  # the login's code exchange is not a refresh
