@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from gateway.errors import GatewayError, InvalidRequest, NotFound, ServerError, ServiceUnavailable, render
-from gateway.metrics import UNMATCHED, decision_label, observe_request
+from gateway.metrics import UNMATCHED, begin_request, decision_label, observe_request
 from gateway.paths import canonicalize
 from gateway.pipeline.decide import grant, match_route
 from gateway.pipeline.forward.headers import is_gateway_header, request_id_of, sort_inbound, trusted_peer
@@ -82,6 +82,7 @@ class DecisionApp:
 
     async def decide(self, scope: Scope, rest: bytes, send: Any) -> None:
         started = time.perf_counter()
+        begin_request()
         request_id = os.urandom(12).hex().encode()
         method: str = scope["method"]
         route_id = UNMATCHED

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway import group
+from gateway import group, metrics
 from gateway.background import every
 from gateway.config import Config
 from gateway.crypto import load_sealer
@@ -266,6 +266,7 @@ class Runtime:
                 await task
         await self.upstreams.close()
         await self.usage.flush()  # the last batch; a failure is logged by flush()
+        metrics.flush()  # the last requests' counts, for the other workers' pages
         await self.identity.jwks.close()
         await self.identity.vault.close()
         await self.limits.backend.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gateway.cache import ExpiringCache
 from gateway.identity.directory import Directory
-from gateway.metrics import DECISION_CACHE
+from gateway.metrics import DECISION_CACHE, count
 from gateway.models import Identity
 
 
@@ -27,9 +27,9 @@ class DirectoryGrants:
         generation = self.directory.generation(client_id)
         hit = self._decisions.get(key)
         if hit is not None and hit[1] == generation:
-            self._hit.inc()
+            count(self._hit)
             return hit[0]
-        self._miss.inc()
+        count(self._miss)
         epoch = self.directory.epoch
         grants = await self.directory.grant_set(client_id)
         allowed = grants.find(permission, resource) is not None

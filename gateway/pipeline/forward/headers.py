@@ -58,6 +58,7 @@ METHOD_AND_PATH_OVERRIDES = frozenset(
         b"x-envoy-original-path",
     }
 )
+_NOT_RELAYED = HOP_BY_HOP | {b"x-request-id"}
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -212,6 +213,11 @@ def client_address(raw: list[tuple[bytes, bytes]], peer: str, trusted: tuple[Net
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Upstream response headers (names lower-cased) minus hop-by-hop ones, those named in
     Connection, and X-Request-Id (the caller gets ours, once, even when the upstream echoes it)."""
+    for name, _ in raw:
+        if name in _NOT_RELAYED:
+            break
+    else:
+        return raw  # the common case: nothing to drop, no copy
     out: list[tuple[bytes, bytes]] = []
     named: set[bytes] = set()
     for name, value in raw:

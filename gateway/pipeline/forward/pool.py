@@ -40,11 +40,14 @@ class Pool:
         self._waiters: deque[asyncio.Future[UpstreamConnection | None]] = deque()
         self.open = 0  # connections counted against the limit: idle, busy or connecting
         self.retired = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # asyncio.get_running_loop() calls getpid()
 
     async def acquire(self) -> tuple[UpstreamConnection, bool]:
         """A connection for one exchange, and whether it was reused (only a reused one can have
         been closed by the upstream in the meantime)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         idle = self._idle
         while idle:
             conn = idle.pop()

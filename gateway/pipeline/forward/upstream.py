@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import BadGateway, GatewayError, GatewayTimeout
+from gateway.metrics import observe
 from gateway.pipeline.forward.body import RequestBody
 from gateway.pipeline.forward.connection import UpstreamBroken, UpstreamConnection, UpstreamTimeout
 from gateway.pipeline.forward.headers import response_headers
@@ -138,7 +139,7 @@ async def forward(clients: UpstreamClients, upstream: Upstream, request: Outboun
                 else:
                     _failure(pump)  # retrieved, so asyncio does not log it as lost
             pool.release(conn)
-            pool.duration.observe(time.perf_counter() - started)
+            observe(pool.duration, time.perf_counter() - started)
     raise BadGateway("upstream broke the response")  # not reached: the last attempt raised
 
 

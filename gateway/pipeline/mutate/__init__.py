@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.models import Identity
+from gateway.models import ANONYMOUS, Identity
 from gateway.policy.model import Route
 
 Headers = list[tuple[bytes, bytes]]
@@ -48,6 +48,7 @@ class Mutator:
 
     def __init__(self, signer: IdentitySigner | None) -> None:
         self.signer = signer
+        self._anonymous: dict[str, Headers] = {}  # route id -> the headers of a public route's caller
 
     def headers(self, identity: Identity, route: Route, method: str, path: str, audience: str) -> Headers:
         """`audience` is the `aud` of the signed token: the upstream's name (contract §4)."""
@@ -68,6 +69,16 @@ class Mutator:
         return headers
 
     def _described(self, identity: Identity, route: Route) -> Headers:
+        if identity is ANONYMOUS:  # every request to a public route: the same two headers
+            cached = self._anonymous.get(route.id)
+            if cached is None:
+                if len(self._anonymous) > 10_000:  # reloads can rename routes
+                    self._anonymous.clear()
+                cached = self._anonymous[route.id] = self._describe(identity, route)
+            return cached.copy()
+        return self._describe(identity, route)
+
+    def _describe(self, identity: Identity, route: Route) -> Headers:
         headers: Headers = [
             (b"x-gateway-auth-method", identity.method.encode()),
             (b"x-gateway-route", route.id.encode()),
