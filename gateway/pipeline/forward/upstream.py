@@ -55,14 +55,25 @@ class UpstreamClients:
 
     def __init__(self) -> None:
         self._pools: dict[Upstream, Pool] = {}
+        # By the identity of the policy's Upstream object: hashing the frozen dataclass (every
+        # field, per request) showed in profiles. A reload makes new objects; equal ones keep
+        # their pool through `_pools`.
+        self._by_id: dict[int, tuple[Upstream, Pool]] = {}
 
     def pool(self, upstream: Upstream) -> Pool:
+        known = self._by_id.get(id(upstream))
+        if known is not None and known[0] is upstream:
+            return known[1]
         pool = self._pools.get(upstream)
         if pool is None:
             pool = self._pools[upstream] = Pool(upstream)
+        if len(self._by_id) > 10_000:
+            self._by_id.clear()
+        self._by_id[id(upstream)] = (upstream, pool)  # holding `upstream` keeps its id unique
         return pool
 
     def retire(self, live: set[Upstream]) -> None:
+        self._by_id.clear()
         for upstream in [u for u in self._pools if u not in live]:
             in_flight = self._pools.pop(upstream).retire()
             log.info(
@@ -72,6 +83,7 @@ class UpstreamClients:
             )
 
     async def close(self) -> None:
+        self._by_id.clear()
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.retire()
