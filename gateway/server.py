@@ -10,8 +10,8 @@ requests finish (up to `shutdown_timeout`); SIGHUP reloads the policy.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
