@@ -132,6 +132,25 @@ class _Cycle:
     def send(self, message: dict[str, Any]) -> Awaitable[None]:
         return self.proto._send(self, message)
 
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """A whole response in one write, without ASGI messages: the proxy's common case (the
+        upstream's answer arrived complete), offered to the app as the ASGI extension
+        `gateway.respond` (scope["extensions"])."""
+        proto = self.proto
+        if proto.closed or proto.transport is None:
+            raise ClientGone()
+        if self.started:
+            raise RuntimeError("respond() after the response started")
+        head = proto._head(self, status, headers)
+        if self.method == "HEAD":
+            body = b""
+        elif self.chunked:  # no Content-Length from the app: the length is known after all
+            head = head.replace(_CHUNKED, b"content-length: %d\r\n" % len(body))
+            self.chunked = False
+        self.started = True
+        self.done = True
+        proto.transport.write(head + body)
+
 
 class HttpProtocol(asyncio.Protocol):
     def __init__(self, listener: Listener, loop: asyncio.AbstractEventLoop) -> None:
@@ -274,7 +293,7 @@ class HttpProtocol(asyncio.Protocol):
         raw_path, _, query = url.partition(b"?")
         text = raw_path.decode("latin-1")
         expect = self.expect
-        scope = {
+        scope: dict[str, Any] = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": parser.get_http_version(),
@@ -289,6 +308,7 @@ class HttpProtocol(asyncio.Protocol):
             "server": self.server,
         }
         cycle = _Cycle(self, scope, method, parser.should_keep_alive() and not self.listener.closing, expect)
+        scope["extensions"] = {"gateway.respond": cycle.respond}
         self.parsing = cycle
         if self.cycle is None:
             self._run(cycle)

@@ -150,7 +150,9 @@ class ProxyApp:
                 [(b"x-request-id", request_id), *granted.response_headers],
             )
             response_started = True  # from here on, forward() owns the response
-            status = await forward(self.runtime.upstreams, upstream, outbound, send)
+            extensions = scope.get("extensions")
+            respond = extensions.get("gateway.respond") if extensions else None
+            status = await forward(self.runtime.upstreams, upstream, outbound, send, respond)
         except GatewayError as exc:
             status = exc.status
             decision = decision_label(status, decision)

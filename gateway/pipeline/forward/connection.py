@@ -132,6 +132,13 @@ class UpstreamConnection(asyncio.Protocol):
         while not self.headers_done:
             await self._wait()
 
+    def take_body(self) -> bytes:
+        """The whole body of a complete response (see `complete`)."""
+        body = self._body
+        self._body = []
+        self._buffered = 0
+        return body[0] if len(body) == 1 else b"".join(body)
+
     async def read_body(self) -> bytes:
         """The body bytes received so far, at least one; b"" once the response is complete.
         Raises UpstreamBroken when the response ends before it is complete."""

@@ -29,6 +29,8 @@ log = logging.getLogger("gateway.forward")
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+# A whole response in one call: status, headers, body (the server's `gateway.respond` extension).
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 # A request with one of these methods and no body says so (RFC 9110 §8.6), as aiohttp did.
@@ -96,8 +98,15 @@ def encode_head(method: str, target: bytes, host: bytes, headers: list[tuple[byt
     return b"".join(parts)
 
 
-async def forward(clients: UpstreamClients, upstream: Upstream, request: Outbound, send: Send) -> int:
-    """Send the request upstream and stream the answer back. Returns the status sent.
+async def forward(
+    clients: UpstreamClients,
+    upstream: Upstream,
+    request: Outbound,
+    send: Send,
+    respond: Respond | None = None,
+) -> int:
+    """Send the request upstream and stream the answer back. Returns the status sent. With
+    `respond`, an answer that arrived whole goes back in one call rather than as messages.
 
     Raises a GatewayError only while nothing has been sent downstream yet; once the response has
     started, a failure can only cut the response short (the caller sees it end early).
@@ -142,6 +151,13 @@ async def forward(clients: UpstreamClients, upstream: Upstream, request: Outboun
                 if exc.sent_nothing and reused and attempt + 1 < attempts:
                     continue  # a pooled connection the upstream had closed: safe to try again
                 raise _translate(exc) from None
+            if respond is not None and (conn.complete or conn.head_only):
+                respond(
+                    conn.status,
+                    response_headers(conn.headers) + request.response_headers,
+                    b"" if conn.head_only else conn.take_body(),
+                )
+                return conn.status
             return await _relay(conn, upstream, request, send)
         finally:
             if pump is not None:
