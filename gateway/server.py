@@ -94,13 +94,7 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     runtime = Runtime(config, await asyncio.to_thread(open_identity, config), policy)
     await runtime.start()
     proxy = ProxyApp(runtime, public_own_app(runtime))
-    # What was loaded at start (modules, policy, caches) stays: frozen out of the collector's
-    # scans, and young collections made rarer. A proxied request allocates ~100 containers, so
-    # the default threshold (700) ran a collection every few requests (issue 8: 5 % fewer
-    # instructions per request).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
+    tune_collector()
     console = console_routes(runtime) if config.console.enabled else []
     servers = [_Server(_uvicorn_config(admin_app(runtime, console), config))]
     sockets_of = [sockets[1]]
@@ -156,6 +150,16 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
         )
     finally:
         await runtime.stop()
+
+
+def tune_collector() -> None:
+    """Once a worker has started: what was loaded (modules, policy, caches) stays, so it is frozen
+    out of the collector's scans, and young collections are made rarer. A proxied request
+    allocates ~100 containers, so the default threshold (700) ran a collection every few
+    requests (issue 8: 5 % fewer instructions per request)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _worker_main(config: Config, sockets: list[socket.socket], policy: Policy | None = None) -> None:

@@ -59,6 +59,7 @@ METHOD_AND_PATH_OVERRIDES = frozenset(
     }
 )
 _NOT_RELAYED = HOP_BY_HOP | {b"x-request-id"}
+_PLAIN_CONNECTION = frozenset({b"", b"close", b"keep-alive"})
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -213,19 +214,19 @@ def client_address(raw: list[tuple[bytes, bytes]], peer: str, trusted: tuple[Net
 def response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """Upstream response headers (names lower-cased) minus hop-by-hop ones, those named in
     Connection, and X-Request-Id (the caller gets ours, once, even when the upstream echoes it)."""
-    for name, _ in raw:
-        if name in _NOT_RELAYED:
-            break
-    else:
-        return raw  # the common case: nothing to drop, no copy
     out: list[tuple[bytes, bytes]] = []
-    named: set[bytes] = set()
+    named: set[bytes] | None = None
     for name, value in raw:
-        if name in HOP_BY_HOP:
-            if name == b"connection":
+        if name in _NOT_RELAYED:
+            # `Connection: keep-alive` (what most upstreams send) names nothing else to drop.
+            if name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+                if named is None:
+                    named = set()
                 named.update(t.strip().lower() for t in value.split(b","))
             continue
-        if name != b"x-request-id":
-            out.append((name, value))
-    named -= {b"", b"close", b"keep-alive"}
-    return [(n, v) for n, v in out if n not in named] if named else out
+        out.append((name, value))
+    if named:
+        named -= _PLAIN_CONNECTION
+        if named:
+            return [(n, v) for n, v in out if n not in named]
+    return out
