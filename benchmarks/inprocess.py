@@ -173,12 +173,15 @@ def main() -> None:
     parser.add_argument("--mode", choices=["proxy", "server"], default="proxy")
     parser.add_argument("--requests", type=int, default=20_000, help="per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--multiprocess-metrics", action="store_true",
+                        help="metrics in files, as with several workers (default: in memory, as with one)")
     args = parser.parse_args()
     import uvloop
 
     with tempfile.TemporaryDirectory(prefix="gateway-inprocess-") as tmp:
-        (Path(tmp) / "metrics").mkdir()  # as `gateway serve` runs it: multi-process metrics
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tmp) / "metrics")
+        if args.multiprocess_metrics:  # as `gateway serve` runs several workers
+            (Path(tmp) / "metrics").mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tmp) / "metrics")
         config = write_config(Path(tmp))
         results = uvloop.run(measure(config, args.mode, args.requests, args.rounds))
     quarter, half = results[len(results) // 4], results[len(results) // 2]
