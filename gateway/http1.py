@@ -338,10 +338,10 @@ class HttpProtocol(asyncio.Protocol):
     def _run(self, cycle: _Cycle) -> None:
         self.cycle = cycle
         waiter = self.idle
-        if waiter is not None:  # the connection's task waits for this request
+        if waiter is not None and not waiter.done():  # the connection's task waits for this request
             self.idle = None
             waiter.set_result(None)
-        elif self.task is None:
+        elif self.task is None:  # the first request, or the task was cancelled (shutdown)
             self.task = self.loop.create_task(self._serve())
 
     async def _serve(self) -> None:
@@ -357,6 +357,7 @@ class HttpProtocol(asyncio.Protocol):
                 await self._call(cycle)
         finally:
             self.task = None
+            self.idle = None
 
     async def _call(self, cycle: _Cycle) -> None:
         try:
