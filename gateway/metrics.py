@@ -220,14 +220,20 @@ def _schedule_flush() -> None:
         flush()
         return
     _flush_scheduled = True
-    loop.call_later(FLUSH_SECONDS, flush)
+    loop.call_later(FLUSH_SECONDS, _flush_on_timer)
+
+
+def _flush_on_timer() -> None:
+    """The timer is the only one to clear the flag: an idle flush in between leaves it running,
+    so a lightly loaded worker arms one timer per FLUSH_SECONDS, not one per request."""
+    global _flush_scheduled
+    _flush_scheduled = False
+    flush()
 
 
 def flush() -> None:
     """Add the tallies to prometheus_client's values (private attributes of its Histogram: it has
     no bulk observe, and one observe() per request is what this module avoids)."""
-    global _flush_scheduled
-    _flush_scheduled = False
     counts, histograms = dict(_counts), dict(_histograms)
     _counts.clear()
     _histograms.clear()
