@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def write_config(folder: Path) -> Path:
     (folder / "policies" / "bench.yaml").write_text(
         "upstreams:\n  fast: {url: 'http://127.0.0.1:9', pool_size: 256}\n"
         "routes:\n  - {id: bench-public, match: 'GET /bench/public', upstream: fast, auth: none}\n"
+        "  - {id: bench-protected, match: 'GET /bench/users/{userId}/documents/{docId}', upstream: fast,\n"
+        "     permission: 'documents:read', resource: '/users/{userId}/documents/{docId}'}\n"
     )
     config = folder / "gateway.yaml"
     config.write_text(
@@ -56,9 +59,26 @@ def write_config(folder: Path) -> Path:
         f"account_id: bench\nmaster_key_file: {folder}/master.key\npolicies: [{folder}/policies]\n"
         "reload: {interval: 0}\nlog_level: warning\naccess_log: false\n"
     )
-    subprocess.run([sys.executable, "-m", "gateway", "init", "--config", str(config), "--json"], check=True,
-                   capture_output=True, cwd=folder, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    cli(config, "init")
     return config
+
+
+def cli(config: Path, *args: str) -> Any:
+    """`gateway ARGS --config CONFIG --json` of the revision under test, its output parsed."""
+    out = subprocess.run([sys.executable, "-m", "gateway", *args, "--config", str(config), "--json"], check=True,
+                         capture_output=True, cwd=config.parent,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    return json.loads(out.stdout or b"null")
+
+
+def access_key(config: Path) -> str:
+    """A client granted documents:read on /users (as benchmarks.scenarios.bench_client), its key."""
+    client = cli(config, "clients", "create", "--name", "bench", "--scope", "documents.read", "--with-key")
+    cli(config, "roles", "put", "bench-reader", "--permission", "documents:read")
+    cli(config, "records", "put", "--name", "bench", "--user", client["clientId"], "--role", "bench-reader",
+        "--resource", "/users")
+    key: str = client["accessKey"]
+    return key
 
 
 class FakeUpstream:
@@ -110,6 +130,9 @@ class Run:
     def answered(self, data: bytes, protocol: Any) -> None:
         self.done += 1
         status = data[9:12]
+        if status != b"200" and not getattr(self, "shown", False):
+            self.shown = True
+            print(data[:600])
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if self.sent < self.requests:
             self.loop.call_soon(self.send, protocol)
@@ -117,7 +140,7 @@ class Run:
             self.finished.set_result(None)
 
 
-async def measure(config_path: Path, mode: str, requests: int, rounds: int) -> list[float]:
+async def measure(config_path: Path, mode: str, request: bytes, requests: int, rounds: int) -> list[float]:
     from gateway.admin import public_own_app
     from gateway.config import load_config
     from gateway.http1 import HttpProtocol, Listener
@@ -136,19 +159,17 @@ async def measure(config_path: Path, mode: str, requests: int, rounds: int) -> l
     runtime = Runtime(config, await asyncio.to_thread(open_identity, config), None)
     await runtime.start()
     app: Any = ProxyApp(runtime, public_own_app(runtime))
-    try:
-        from gateway.server import tune_collector
-    except ImportError:  # a revision from before it
-        pass
-    else:
-        tune_collector()  # as a worker does
+    import gateway.server
+
+    tune = getattr(gateway.server, "tune_interpreter", getattr(gateway.server, "tune_collector", None))
+    if tune is not None:  # absent from revisions before it
+        tune()  # as a worker does
     if mode == "server":
         async def app(scope: Any, receive: Any, send: Any) -> None:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
             await send({"type": "http.response.body", "body": b"ok"})
     listener = Listener(app, config)
     loop = asyncio.get_running_loop()
-    request = b"GET /bench/public HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\n\r\n"
     results = []
     for _ in range(rounds + 1):  # the first round warms the caches and the pool
         run = Run(loop, requests, request)
@@ -171,21 +192,35 @@ async def measure(config_path: Path, mode: str, requests: int, rounds: int) -> l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["proxy", "server"], default="proxy")
+    parser.add_argument("--route", choices=["public", "access_key"], default="public",
+                        help="the public route, or the protected one with a static access key (warm caches)")
     parser.add_argument("--requests", type=int, default=20_000, help="per round")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--freshness-bound", type=float, metavar="SECONDS",
+                        help="how long the change feed may go unread before credentials are refused "
+                             "(default: the gateway's 1 s; raise it under valgrind, which runs ~50x slower)")
     parser.add_argument("--multiprocess-metrics", action="store_true",
                         help="metrics in files, as with several workers (default: in memory, as with one)")
     args = parser.parse_args()
     import uvloop
+
+    if args.freshness_bound is not None:
+        import gateway.identity.directory
+
+        gateway.identity.directory.FRESHNESS_BOUND = args.freshness_bound
 
     with tempfile.TemporaryDirectory(prefix="gateway-inprocess-") as tmp:
         if args.multiprocess_metrics:  # as `gateway serve` runs several workers
             (Path(tmp) / "metrics").mkdir()
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tmp) / "metrics")
         config = write_config(Path(tmp))
-        results = uvloop.run(measure(config, args.mode, args.requests, args.rounds))
+        head = b"GET /bench/public HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\n"
+        if args.route == "access_key":
+            head = (b"GET /bench/users/1/documents/2 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\n"
+                    b"Authorization: Bearer %s\r\n" % access_key(config).encode())
+        results = uvloop.run(measure(config, args.mode, head + b"\r\n", args.requests, args.rounds))
     quarter, half = results[len(results) // 4], results[len(results) // 2]
-    print(f"{args.mode}: {args.requests:,} requests × {args.rounds} rounds, CPU µs per request: "
+    print(f"{args.mode} {args.route}: {args.requests:,} requests × {args.rounds} rounds, CPU µs per request: "
           f"min {results[0]:.1f}  q1 {quarter:.1f}  median {half:.1f}")
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from gateway.errors import GatewayError, InvalidRequest, NotFound, ServerError, ServiceUnavailable, render
 from gateway.metrics import UNMATCHED, begin_request, decision_label, observe_request
 from gateway.paths import canonicalize
-from gateway.pipeline.decide import grant, match_route
+from gateway.pipeline.decide import grant, grant_now, match_route
 from gateway.pipeline.forward.headers import is_gateway_header, request_id_of, sort_inbound, trusted_peer
 from gateway.pipeline.mutate import NAMES
 from gateway.runtime import Runtime
@@ -100,7 +100,9 @@ class DecisionApp:
             policy = self.runtime.policy.current
             match = match_route(policy, method, segments)
             route_id = match.route.id
-            granted = await grant(self.runtime, policy, match, method, path, inbound.authorization, query)
+            granted = grant_now(
+                self.runtime, policy, match, method, path, inbound.authorization, query
+            ) or await grant(self.runtime, policy, match, method, path, inbound.authorization, query)
             decision = granted.decision
             status = 200
             headers = [*granted.headers, *self.cache_headers, (b"x-request-id", request_id)]

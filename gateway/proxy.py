@@ -22,7 +22,7 @@ from typing import Any
 from gateway.errors import ClientGone, GatewayError, RequestTooLarge, ServerError, ServiceUnavailable, render
 from gateway.metrics import UNMATCHED, begin_request, decision_label, observe_request
 from gateway.paths import canonicalize
-from gateway.pipeline.decide import grant, grant_public, match_route
+from gateway.pipeline.decide import grant, grant_now, match_route
 from gateway.pipeline.forward.body import RequestBody
 from gateway.pipeline.forward.headers import forwarding_headers, request_id_of, sort_inbound
 from gateway.pipeline.forward.upstream import Outbound, Receive, Send, forward
@@ -104,12 +104,10 @@ class ProxyApp:
             policy = self.runtime.policy.current
             match = match_route(policy, method, segments)
             route_id = match.route.id
-            granted = (
-                grant_public(self.runtime, policy, match, method, path)
-                if match.route.public  # no coroutine to create and await
-                else await grant(
-                    self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
-                )
+            granted = grant_now(  # public, or warm: no coroutine to create and await
+                self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
+            ) or await grant(
+                self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
             )
             decision = granted.decision
             client_id = granted.identity.client_id

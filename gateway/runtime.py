@@ -33,6 +33,7 @@ from gateway.pipeline.authn.gateway_jwt import GatewayJwtAuthenticator
 from gateway.pipeline.authn.oidc import OidcAuthenticator
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.authz.grants import DirectoryGrants
+from gateway.pipeline.decide import Remembered
 from gateway.pipeline.forward.upstream import UpstreamClients
 from gateway.pipeline.mutate import Mutator
 from gateway.pipeline.ratelimit import RateLimiter, open_limiter
@@ -213,6 +214,7 @@ class Runtime:
         self.authn = identity.chain
         self.authz = Authorizer(identity.grants)
         self.mutate = Mutator(identity.headers)
+        self.remembered = Remembered(identity.directory)
         self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
         self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.limits = _limiter(config, identity.directory)

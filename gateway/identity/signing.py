@@ -117,17 +117,23 @@ class IdentityHeaders:
             token = self._cache[key] = self._mint(identity, route, method, path, upstream)
         return token
 
-    async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
-        """The same token; an RSA signature (about a millisecond) is made in a thread, so a burst of
-        new paths cannot stall the event loop. The cache is only touched here, on the loop."""
+    def token_now(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str | None:
+        """The token when it can be had without blocking the event loop: reused, or signed here
+        with EdDSA or ES256 (tens of microseconds: a thread hop would cost more). None when it
+        takes an RSA signature (about a millisecond): `token_async` makes that in a thread."""
         key = self._key(identity, route, method, path, upstream)
         token = self._cache.get(key)
+        if token is None and self.holder.ring.current.alg != "RS256":
+            token = self._cache[key] = self._mint(identity, route, method, path, upstream)
+        return token
+
+    async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
+        """The same token; an RSA signature is made in a thread, so a burst of new paths cannot
+        stall the event loop. The cache is only touched here, on the loop."""
+        token = self.token_now(identity, route, method, path, upstream)
         if token is None:
-            if self.holder.ring.current.alg == "RS256":
-                token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
-            else:  # EdDSA and ES256 sign in tens of microseconds: a thread hop would cost more
-                token = self._mint(identity, route, method, path, upstream)
-            self._cache[key] = token
+            token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
+            self._cache[self._key(identity, route, method, path, upstream)] = token
         return token
 
     def _key(

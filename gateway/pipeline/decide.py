@@ -7,17 +7,24 @@ to both. Every refusal is a GatewayError (or StoreError, when the store cannot a
 here forwards anything.
 
 It comes in two calls so that a front door knows the route before the credential is checked (the
-route id labels the metrics of a refused request too).
+route id labels the metrics of a refused request too). A front door first tries `grant_now`,
+which answers without a coroutine the requests that need no I/O: public routes, and a credential
+seen on the same route, method and path before (`Remembered`); then `grant`.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.cache import ExpiringCache
+from gateway.crypto import fingerprint
 from gateway.errors import GatewayError, NotFound
+from gateway.metrics import DECISION_CACHE
+from gateway.metrics import count as count_metric
 from gateway.models import ANONYMOUS, Identity
-from gateway.pipeline.authn import AuthenticatorChain, bearer_credential
+from gateway.pipeline.authn import AuthenticatorChain, Generations, Verified, bearer_credential
 from gateway.pipeline.authz import Authorizer
 from gateway.pipeline.mutate import Headers, Mutator
 from gateway.pipeline.ratelimit import RateLimiter, ResponseHeaders
@@ -27,12 +34,64 @@ from gateway.policy.table import Match
 from gateway.usage import UsageRecorder
 
 
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    route: Route  # the very object: a policy reload makes new ones
+    identity: Identity
+    generation: tuple[int, int]  # the client's and the grants' when it was decided
+    expires_at: float | None  # the credential's expiry (epoch seconds)
+
+
+class Remembered:
+    """What `grant` decided for a credential on a route, method and path, so that the next such
+    request is answered without authenticating, authorizing or looking up limits again.
+
+    The rules are the stages' own caches' rules, held at once: an entry is used only while the
+    client's and the grants' generations are those it was decided under (any change to the
+    client, its keys or tokens, the grants, the signing keys, or a lost change feed moves them),
+    before the credential's expiry, and for the same Route object (a reload makes new ones). It is
+    keyed by a hash of the credential, never the credential. What must happen on every request
+    still does: the freshness check of the change feed (in `generation`), the usage count and
+    the identity headers (reused or signed by mutate); a client or route with a rate limit is
+    not remembered, so its requests always reach the limiter.
+    """
+
+    def __init__(self, generations: Generations, maxsize: int = 100_000, ttl: float = 300.0) -> None:
+        self.generations = generations
+        self._entries: ExpiringCache[tuple[bytes, str, str], _Decided] = ExpiringCache(maxsize, ttl)
+        self._hit = DECISION_CACHE.labels("hit")
+
+    def identity(self, credential: str, route: Route, method: str, path: str) -> Identity | None:
+        entry = self._entries.get((fingerprint(credential), method, path))
+        if entry is None or entry.route is not route:
+            return None
+        identity = entry.identity
+        if (entry.expires_at is not None and time.time() >= entry.expires_at) or self.generations.generation(
+            identity.client_id or ""
+        ) != entry.generation:
+            return None
+        if route.permission is not None:
+            count_metric(self._hit)  # a decision the cache answered, as the grants engine counts it
+        return identity
+
+    def remember(
+        self, credential: str, route: Route, method: str, path: str, verified: Verified, epoch: int
+    ) -> None:
+        """After a full decision that began at `epoch`: kept only when no change landed since."""
+        client_id = verified.identity.client_id
+        if client_id is not None and self.generations.epoch == epoch:
+            self._entries[(fingerprint(credential), method, path)] = _Decided(
+                route, verified.identity, self.generations.generation(client_id), verified.expires_at
+            )
+
+
 class Stages(Protocol):
     """The stages of one worker (gateway.runtime.Runtime has them)."""
 
     authn: AuthenticatorChain
     authz: Authorizer
     mutate: Mutator
+    remembered: Remembered
 
     @property
     def usage(self) -> UsageRecorder | None: ...
@@ -41,9 +100,9 @@ class Stages(Protocol):
     def limits(self) -> RateLimiter: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass's __init__ costs 4x
 class Granted:
-    """A request that may pass, and what the next hop is told about it."""
+    """A request that may pass, and what the next hop is told about it (read-only by convention)."""
 
     route: Route
     upstream: Upstream
@@ -82,7 +141,9 @@ async def grant(
     upstream = policy.upstreams[route.upstream]
     response_headers: ResponseHeaders = ()
     credential = bearer_credential(authorization, query_string)
-    identity = await stages.authn.authenticate(credential, route.auth)
+    epoch = stages.remembered.generations.epoch
+    verified = await stages.authn.verify(credential, route.auth)
+    identity = verified.identity
     try:
         await stages.authz.authorize(route, identity, match.params)
         # Counted after authentication and authorization: nobody spends another's budget.
@@ -93,7 +154,38 @@ async def grant(
         raise
     count(stages, identity, route, allowed=True)
     headers = await stages.mutate.headers_async(identity, route, method, path, upstream.name)
+    if credential is not None and not await stages.limits.applies(identity, route):
+        stages.remembered.remember(credential, route, method, path, verified, epoch)
     return Granted(route, upstream, identity, headers, "allow", response_headers)
+
+
+def grant_now(
+    stages: Stages,
+    policy: Policy,
+    match: Match,
+    method: str,
+    path: str,
+    authorization: list[bytes],
+    query_string: bytes,
+) -> Granted | None:
+    """`grant` without a coroutine, for the requests that need no I/O: a public route, or a
+    credential `Remembered` on this route, method and path whose identity headers need no thread.
+    None: call `grant`. Raises what `grant` raises for a malformed Authorization header."""
+    route = match.route
+    if route.public:
+        return grant_public(stages, policy, match, method, path)
+    credential = bearer_credential(authorization, query_string)
+    if credential is None:
+        return None
+    identity = stages.remembered.identity(credential, route, method, path)
+    if identity is None:
+        return None
+    upstream = policy.upstreams[route.upstream]
+    headers = stages.mutate.headers_now(identity, route, method, path, upstream.name)
+    if headers is None:
+        return None
+    count(stages, identity, route, allowed=True)
+    return Granted(route, upstream, identity, headers, "allow")
 
 
 def grant_public(stages: Stages, policy: Policy, match: Match, method: str, path: str) -> Granted:

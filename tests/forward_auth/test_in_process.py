@@ -15,7 +15,7 @@ import pytest
 from gateway.config import load_config
 from gateway.decisions import DecisionApp
 from gateway.errors import ConfigError
-from gateway.models import Identity
+from gateway.pipeline.authn import Verified
 from gateway.runtime import Runtime
 from gateway.store import StoreError
 from tests.support.inprocess import initialised_runtime
@@ -87,7 +87,7 @@ class Unreachable:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def authenticate(self, credential: str | None, accepted: frozenset[str]) -> Identity:
+    async def verify(self, credential: str | None, accepted: frozenset[str]) -> Verified:
         raise self.error
 
 

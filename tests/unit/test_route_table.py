@@ -115,3 +115,42 @@ def test_lookup_cost_does_not_grow_with_route_count(tmp_path: Path) -> None:
 def test_overlaps(a: str, b: str, expected: bool) -> None:
     assert overlaps(parse_template(a).segments, parse_template(b).segments) is expected
     assert overlaps(parse_template(b).segments, parse_template(a).segments) is expected
+
+
+def test_the_first_branch_shortcut_answers_as_the_full_search(tmp_path: Path) -> None:
+    """`RouteTable.match` walks the literal-first branch before searching: on random paths over a
+    table with literals, parameters, rests, trailing slashes and methods, it must answer exactly
+    as the depth-first search alone (route and parameter values)."""
+    import random
+
+    from gateway.policy.table import _find
+
+    t = table_for(
+        tmp_path,
+        ("a", "GET /api/users/{id}"),
+        ("b", "GET /api/users/me"),
+        ("c", "POST /api/users/{id}/keys"),
+        ("d", "GET /api/{kind}/{id}/keys"),
+        ("e", "* /api/users/{p*}"),
+        ("f", "GET /api/users/"),
+        ("g", "GET /api/{kind}/me/keys/{key}"),
+        ("h", "DELETE /api/users/me/keys/{key}"),
+        ("i", "GET /api/{any*}"),
+    )
+    words = ["api", "users", "me", "keys", "42", "", "x"]
+    rng = random.Random(8)
+    reached = set()
+    for _ in range(20_000):
+        segments = ["api" if rng.random() < 0.9 else rng.choice(words)]
+        segments += [rng.choice(words) for _ in range(rng.randint(0, 4))]
+        method = rng.choice(["GET", "POST", "DELETE", "HEAD"])
+        values: list[str] = []
+        expected = _find(t._root, segments, 0, method, values)
+        got = t.match(method, segments)
+        if expected is None:
+            assert got is None, (method, segments)
+            continue
+        assert got is not None and got.route is expected, (method, segments)
+        assert list(got.params.values()) == values, (method, segments)
+        reached.add(expected.id)
+    assert reached == set("abcdefghi"), reached  # every route was the answer somewhere

@@ -90,13 +90,17 @@ class AuthenticatorChain:
         )
 
     async def authenticate(self, credential: str | None, accepted: frozenset[str]) -> Identity:
+        return (await self.verify(credential, accepted)).identity
+
+    async def verify(self, credential: str | None, accepted: frozenset[str]) -> Verified:
+        """The caller's identity and until when the credential proves it."""
         try:
-            return await self._authenticate(credential, accepted)
+            return await self._verify(credential, accepted)
         except InvalidToken as exc:
             AUTH_FAILURES.labels(exc.reason).inc()
             raise
 
-    async def _authenticate(self, credential: str | None, accepted: frozenset[str]) -> Identity:
+    async def _verify(self, credential: str | None, accepted: frozenset[str]) -> Verified:
         if credential is None:
             raise InvalidToken(presented=False, reason="missing")
         generations = self.generations
@@ -108,7 +112,7 @@ class AuthenticatorChain:
             if (verified.expires_at is None or self.clock() < verified.expires_at) and (
                 generations is None or client_id is None or generations.generation(client_id) == generation
             ):
-                return _accept(verified.identity, accepted)
+                return _accept(verified, accepted)
             self._cache.pop(key, None)
         epoch = generations.epoch if generations is not None else 0
         presented = Presented(credential)
@@ -120,13 +124,12 @@ class AuthenticatorChain:
             if generations is not None and client_id is not None and generations.epoch == epoch:
                 # Cache only when no change landed while we verified: it might have revoked this.
                 self._cache[key] = (found, generations.generation(client_id))
-            return _accept(found.identity, accepted)
+            return _accept(found, accepted)
         raise InvalidToken("unrecognised credential", reason="unrecognised")
 
 
-def _accept(identity: Identity, accepted: frozenset[str]) -> Identity:
-    if identity.method not in accepted:
-        raise InvalidToken(
-            f"{identity.method} credentials are not accepted on this route", reason="wrong_kind"
-        )
-    return identity
+def _accept(verified: Verified, accepted: frozenset[str]) -> Verified:
+    method = verified.identity.method
+    if method not in accepted:
+        raise InvalidToken(f"{method} credentials are not accepted on this route", reason="wrong_kind")
+    return verified

@@ -34,6 +34,8 @@ class IdentitySigner(Protocol):
 
     def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str: ...
 
+    def token_now(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str | None: ...
+
     async def token_async(
         self, identity: Identity, route: str, method: str, path: str, upstream: str
     ) -> str: ...
@@ -58,12 +60,28 @@ class Mutator:
             headers.append((b"x-gateway-identity", token.encode()))
         return headers
 
+    def headers_now(
+        self, identity: Identity, route: Route, method: str, path: str, audience: str
+    ) -> Headers | None:
+        """The same headers when they can be had without blocking the event loop; None when the
+        signature takes a thread (RSA): then `headers_async`."""
+        headers = self._described(identity, route)
+        if self.signer is not None and identity.client_id is not None:
+            token = self.signer.token_now(identity, route.id, method, path, audience)
+            if token is None:
+                return None
+            headers.append((b"x-gateway-identity", token.encode()))
+        return headers
+
     async def headers_async(
         self, identity: Identity, route: Route, method: str, path: str, audience: str
     ) -> Headers:
         """The same headers, for the front doors: a slow (RSA) signature is made off the event loop."""
+        headers = self.headers_now(identity, route, method, path, audience)
+        if headers is not None:
+            return headers
         headers = self._described(identity, route)
-        if self.signer is not None and identity.client_id is not None:
+        if self.signer is not None:  # always: without a signer, headers_now needs no thread
             token = await self.signer.token_async(identity, route.id, method, path, audience)
             headers.append((b"x-gateway-identity", token.encode()))
         return headers

@@ -139,6 +139,13 @@ class RateLimiter:
             raise RateLimited(max(1, math.ceil(retry - _EPSILON)), headers)
         return headers
 
+    async def applies(self, identity: Identity, route: Route) -> bool:
+        """Whether a limit counts this client's requests to this route (`check` has work to do)."""
+        client_id = identity.client_id
+        if client_id is None:
+            return False
+        return route.rate_limit is not None or await self.client_limit(client_id) is not None
+
     def readiness(self) -> dict[str, object]:
         """What /readyz reports about the backend (never its URL: it may hold a password)."""
         return {

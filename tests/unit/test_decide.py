@@ -1,0 +1,173 @@
+"""The decision's memo (gateway.pipeline.decide.Remembered) and `grant_now`, its sync front: a warm
+request skips authentication, authorization and the limiter's lookups only while every rule of
+those stages' own caches would still give the same answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidRequest
+from gateway.models import Identity
+from gateway.pipeline.authn import Verified
+from gateway.pipeline.decide import Remembered, grant, grant_now
+from gateway.pipeline.mutate import Mutator
+from gateway.policy.model import Route, parse_template
+from gateway.quota import RateLimit
+
+CREDENTIAL = "sc_example.credential"
+CALLER = Identity(method="access_key", client_id="cli_1", subject="cli_1", scopes=frozenset({"a"}))
+
+
+class Generations:
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.stamps: dict[str, int] = {}
+        self.grants = 0
+
+    def generation(self, client_id: str) -> tuple[int, int]:
+        return self.stamps.get(client_id, 0), self.grants
+
+
+class Chain:
+    """The authenticator chain, counting full verifications."""
+
+    def __init__(self, generations: Generations, expires_at: float | None = None) -> None:
+        self.generations, self.expires_at, self.calls = generations, expires_at, 0
+        self.during: Any = None  # run while "verifying", to land a change mid-decision
+
+    async def verify(self, credential: str | None, accepted: frozenset[str]) -> Verified:
+        self.calls += 1
+        if self.during is not None:
+            self.during()
+        return Verified(CALLER, self.expires_at)
+
+
+class Authz:
+    async def authorize(self, route: Route, identity: Identity, params: dict[str, str]) -> None: ...
+
+
+@dataclass
+class Limits:
+    client_limit_of: RateLimit | None = None
+    checked: int = 0
+
+    async def check(self, identity: Identity, route: Route) -> tuple[tuple[bytes, bytes], ...]:
+        self.checked += 1
+        return ()
+
+    async def applies(self, identity: Identity, route: Route) -> bool:
+        return route.rate_limit is not None or self.client_limit_of is not None
+
+
+@dataclass
+class Stages:
+    generations: Generations = field(default_factory=Generations)
+    limits: Limits = field(default_factory=Limits)
+    usage: None = None
+    mutate: Mutator = field(default_factory=lambda: Mutator(None))
+
+    def __post_init__(self) -> None:
+        self.authn = Chain(self.generations)
+        self.authz = Authz()
+        self.remembered = Remembered(self.generations)
+
+
+@dataclass
+class Match:
+    route: Route
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Policy:
+    upstreams: dict[str, Any] = field(default_factory=lambda: {"up": type("U", (), {"name": "up"})()})
+
+
+def route(rate_limit: RateLimit | None = None) -> Route:
+    return Route("r", "", None, parse_template("/x"), "up", frozenset({"access_key"}), rate_limit=rate_limit)
+
+
+def decide(stages: Stages, match: Match, path: str = "/x", method: str = "GET") -> tuple[Any, int]:
+    """grant_now, else grant (as the proxy does): the answer and how many full verifications."""
+    before = stages.authn.calls
+    granted = grant_now(stages, Policy(), match, method, path, [f"Bearer {CREDENTIAL}".encode()], b"")  # type: ignore[arg-type]
+    if granted is None:
+        granted = asyncio.run(
+            grant(stages, Policy(), match, method, path, [f"Bearer {CREDENTIAL}".encode()], b"")  # type: ignore[arg-type]
+        )
+    return granted, stages.authn.calls - before
+
+
+def test_a_warm_request_is_answered_without_a_coroutine_and_keeps_its_headers() -> None:
+    stages, match = Stages(), Match(route())
+    first, verified = decide(stages, match)
+    assert verified == 1
+    second, verified = decide(stages, match)
+    assert verified == 0
+    assert second.identity is first.identity and second.headers == first.headers
+    assert (b"x-gateway-client-id", b"cli_1") in second.headers
+
+
+def test_another_path_method_or_route_is_decided_again() -> None:
+    stages, match = Stages(), Match(route())
+    decide(stages, match)
+    assert decide(stages, match, path="/y")[1] == 1
+    assert decide(stages, match, method="POST")[1] == 1
+    assert decide(stages, Match(route()))[1] == 1  # a reload's new Route object, same id
+
+
+def test_any_change_to_the_client_or_the_grants_ends_the_memo() -> None:
+    stages, match = Stages(), Match(route())
+    decide(stages, match)
+    stages.generations.stamps["cli_1"] = 1  # a key revoked, a token revoked, the client changed
+    assert decide(stages, match)[1] == 1
+    assert decide(stages, match)[1] == 0
+    stages.generations.grants += 1  # grants or signing keys changed, or the feed was lost
+    assert decide(stages, match)[1] == 1
+
+
+def test_the_credential_expiry_is_honoured_to_the_second() -> None:
+    stages, match = Stages(), Match(route())
+    stages.authn.expires_at = time.time() + 0.2
+    decide(stages, match)
+    assert decide(stages, match)[1] == 0
+    deadline = time.time() + 5
+    while time.time() < stages.authn.expires_at and time.time() < deadline:
+        time.sleep(0.05)
+    assert decide(stages, match)[1] == 1
+
+
+def test_a_change_landing_during_the_decision_is_not_remembered() -> None:
+    stages, match = Stages(), Match(route())
+
+    def change() -> None:
+        stages.generations.epoch += 1
+
+    stages.authn.during = change
+    decide(stages, match)
+    stages.authn.during = None
+    assert decide(stages, match)[1] == 1  # the first was not kept
+    assert decide(stages, match)[1] == 0
+
+
+@pytest.mark.parametrize("where", ["route", "client"])
+def test_rate_limited_requests_always_reach_the_limiter(where: str) -> None:
+    limit = RateLimit(10, 60)
+    stages = Stages(limits=Limits(client_limit_of=limit if where == "client" else None))
+    match = Match(route(rate_limit=limit if where == "route" else None))
+    for _ in range(3):
+        decide(stages, match)
+    assert stages.limits.checked == 3
+    assert stages.authn.calls == 3
+
+
+def test_a_second_credential_is_refused_before_the_memo_is_read() -> None:
+    stages, match = Stages(), Match(route())
+    decide(stages, match)
+    with pytest.raises(InvalidRequest):
+        grant_now(stages, Policy(), match, "GET", "/x", [f"Bearer {CREDENTIAL}".encode()], b"access_token=x")  # type: ignore[arg-type]
