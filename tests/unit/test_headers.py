@@ -117,3 +117,8 @@ def test_bearer_credential() -> None:
         bearer_credential([b"Basic dXNlcjpwYXNz"], b"")
     with pytest.raises(InvalidToken):
         bearer_credential([b"Bearer "], b"")
+    with pytest.raises(InvalidToken):
+        bearer_credential([b"Bearer    "], b"")
+    with pytest.raises(InvalidToken):
+        bearer_credential(["Bearer ab\u00e9".encode()], b"")  # not ASCII
+    assert bearer_credential([b"Bearer a b "], b"") == "a b"  # as the general parse: after the first space

@@ -62,8 +62,13 @@ def bearer_credential(authorization: list[bytes], query_string: bytes) -> str | 
         raise InvalidRequest("send the credential in the Authorization header, not the query string")
     if not authorization:
         return None
+    raw = authorization[0]
+    if raw.startswith(b"Bearer ") and raw.isascii():  # the common spelling, parsed in one step
+        credential = raw[7:].decode().strip()
+        if credential:
+            return credential
     try:
-        value = authorization[0].decode("ascii").strip()
+        value = raw.decode("ascii").strip()
     except UnicodeDecodeError:
         raise InvalidToken("malformed Authorization header") from None
     scheme, _, credential = value.partition(" ")

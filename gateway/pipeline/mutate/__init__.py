@@ -50,6 +50,10 @@ class Mutator:
 
     def __init__(self, signer: IdentitySigner | None) -> None:
         self.signer = signer
+        # (id of the identity, route id) -> (the identity, its headers for that route). Identities
+        # are long-lived objects (the authenticators' caches hand out the same one), so this
+        # saves rebuilding the same headers per request; holding the identity keeps its id unique.
+        self._described_for: dict[tuple[int, str], tuple[Identity, Headers]] = {}
         self._anonymous: dict[str, Headers] = {}  # route id -> the headers of a public route's caller
 
     def headers(self, identity: Identity, route: Route, method: str, path: str, audience: str) -> Headers:
@@ -88,13 +92,19 @@ class Mutator:
 
     def _described(self, identity: Identity, route: Route) -> Headers:
         if identity is ANONYMOUS:  # every request to a public route: the same two headers
-            cached = self._anonymous.get(route.id)
-            if cached is None:
+            anonymous = self._anonymous.get(route.id)
+            if anonymous is None:
                 if len(self._anonymous) > 10_000:  # reloads can rename routes
                     self._anonymous.clear()
-                cached = self._anonymous[route.id] = self._describe(identity, route)
-            return cached.copy()
-        return self._describe(identity, route)
+                anonymous = self._anonymous[route.id] = self._describe(identity, route)
+            return anonymous.copy()
+        key = (id(identity), route.id)
+        cached = self._described_for.get(key)
+        if cached is None or cached[0] is not identity:
+            if len(self._described_for) >= 10_000:  # bounded: new identities, reloads renaming routes
+                self._described_for.clear()
+            cached = self._described_for[key] = (identity, self._describe(identity, route))
+        return cached[1].copy()
 
     def _describe(self, identity: Identity, route: Route) -> Headers:
         headers: Headers = [
