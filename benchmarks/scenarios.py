@@ -77,6 +77,13 @@ def public_uvicorn(ctx: Context) -> Target:
     return Target(gateway.urls["proxy"] + PUBLIC_PATH, sut=gateway)
 
 
+@scenario("public_granian", "public", "proxy", "the same gateway with granian's embedded ASGI server "
+          "(hyper, Rust) instead of its own HTTP/1.1 server on the proxy listener")
+def public_granian(ctx: Context) -> Target:
+    gateway = ctx.gateway(GatewaySpec(http_server="granian"))
+    return Target(gateway.urls["proxy"] + PUBLIC_PATH, sut=gateway)
+
+
 @scenario("public", "nginx_proxy", "proxy", "gateway, public route (auth: none), one worker on "
           "core 1: the proxy's own cost, on nginx_proxy's core budget")
 def public(ctx: Context) -> Target:

@@ -450,7 +450,7 @@ class GatewaySpec:
     hot_clients: int = 10
     hot_keys: int = 0
     decisions: bool = False  # forward-auth: a decision listener, and 127.0.0.1 as trusted proxy
-    http_server: str = "gateway"  # "uvicorn": uvicorn on the proxy listener (GATEWAY_HTTP_SERVER)
+    http_server: str = "gateway"  # "uvicorn" or "granian" on the proxy listener (GATEWAY_HTTP_SERVER)
     rate_limits: str = ""  # issue 14: rate_limits.backend ("" for the default, local)
 
     @property
@@ -628,6 +628,9 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
     env = {"PYTHONUNBUFFERED": "1", **src_env}
     if spec.http_server != "gateway":
         env["GATEWAY_HTTP_SERVER"] = spec.http_server
+    granian = free_port() if spec.http_server == "granian" else 0
+    if granian:  # granian binds a socket of its own (gateway/server.py, _granian)
+        env["GATEWAY_GRANIAN_LISTEN"] = f"127.0.0.1:{granian}"
     info: dict[str, Any] = {"config": config, "public_url": f"http://127.0.0.1:{port}",
                             "admin_url": f"http://127.0.0.1:{admin}"}
     if has_init:  # issue 3: the store, the master key and the first admin client
@@ -646,7 +649,7 @@ def start_gateway(stack: Stack, upstream: Service, spec: GatewaySpec, ready_time
         stack.pending.remove(cleanup)
         service.cleanup = cleanup
     wait_http(service, f"http://127.0.0.1:{admin}/readyz", ready_timeout, ok=lambda s: s == 200)
-    service.urls["proxy"] = f"http://127.0.0.1:{port}"
+    service.urls["proxy"] = f"http://127.0.0.1:{granian or port}"
     service.urls["admin"] = f"http://127.0.0.1:{admin}"
     if decisions:
         service.urls["decisions"] = f"http://127.0.0.1:{decisions}"

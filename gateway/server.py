@@ -106,9 +106,12 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     # The public listener: our own HTTP/1.1 protocol (gateway.http1), or uvicorn's for comparison
     # in the benchmarks (GATEWAY_HTTP_SERVER=uvicorn; benchmarks/RESULTS.md has the figures).
     public: Listener | None = None
+    granian: Any = None
     if os.environ.get("GATEWAY_HTTP_SERVER") == "uvicorn":
         servers.append(_Server(_uvicorn_config(proxy, config)))
         sockets_of.append(sockets[0])
+    elif os.environ.get("GATEWAY_HTTP_SERVER") == "granian":
+        granian = _granian(proxy)
     else:
         public = Listener(proxy, config)
         await public.start(sockets[0])
@@ -124,6 +127,8 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
         stopping.set()
         for server in servers:
             server.should_exit = True
+        if granian is not None:
+            granian.stop()
 
     async def drain_public() -> None:
         if public is not None:
@@ -146,10 +151,23 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
     try:
         await asyncio.gather(
             drain_public(),
+            *([granian.serve()] if granian is not None else []),
             *(server.serve(sockets=[sock]) for server, sock in zip(servers, sockets_of, strict=True)),
         )
     finally:
         await runtime.stop()
+
+
+def _granian(app: Any) -> Any:
+    """granian's embedded ASGI server on the proxy app, for the benchmarks' server comparison only
+    (GATEWAY_HTTP_SERVER=granian, listening on GATEWAY_GRANIAN_LISTEN, host:port): granian binds
+    its own socket and is not a dependency of the gateway (scripts/bench installs it)."""
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    host, _, port = os.environ["GATEWAY_GRANIAN_LISTEN"].rpartition(":")
+    return Server(app, address=host, port=int(port), interface=Interfaces.ASGINL, log_level=LogLevels.warning)
 
 
 def tune_interpreter() -> None:
