@@ -375,6 +375,11 @@ class HttpProtocol(asyncio.Protocol):
                 await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
                 await cycle.send({"type": "http.response.body", "body": body})
         finally:
+            # The scope's `gateway.respond` is bound to the cycle, which holds the scope: a
+            # reference cycle that only the garbage collector would free, with every object the
+            # request made hanging on it. Breaking it lets reference counting free the request at
+            # once (the collector ran every ~450 requests and cost ~5 µs per request).
+            cycle.scope.pop("extensions", None)
             if not cycle.done:
                 self._close()  # the response was cut short: only closing says so
             self._finished(cycle)

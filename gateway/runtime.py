@@ -214,7 +214,10 @@ class Runtime:
         self.authn = identity.chain
         self.authz = Authorizer(identity.grants)
         self.mutate = Mutator(identity.headers)
-        self.remembered = Remembered(identity.directory)
+        # Sized as the verified-credential cache: `caches.credentials: 0` verifies every request.
+        self.remembered = Remembered(
+            identity.directory, config.caches.credentials, config.caches.credential_ttl
+        )
         self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
         self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.limits = _limiter(config, identity.directory)

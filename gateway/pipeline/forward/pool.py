@@ -42,9 +42,8 @@ class Pool:
         self.retired = False
         self._loop: asyncio.AbstractEventLoop | None = None  # asyncio.get_running_loop() calls getpid()
 
-    async def acquire(self) -> tuple[UpstreamConnection, bool]:
-        """A connection for one exchange, and whether it was reused (only a reused one can have
-        been closed by the upstream in the meantime)."""
+    def idle_connection(self) -> UpstreamConnection | None:
+        """A pooled connection, without waiting: the common case, taken without a coroutine."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -52,8 +51,17 @@ class Pool:
         while idle:
             conn = idle.pop()
             if not conn.closed and loop.time() - conn.idle_since < IDLE_SECONDS:
-                return conn, True
+                return conn
             self._forget(conn)
+        return None
+
+    async def acquire(self) -> tuple[UpstreamConnection, bool]:
+        """A connection for one exchange, and whether it was reused (only a reused one can have
+        been closed by the upstream in the meantime)."""
+        pooled = self.idle_connection()
+        if pooled is not None:
+            return pooled, True
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
         if self.open >= self.limit:
             handed = await self._wait_for_turn(loop)
             if handed is not None:

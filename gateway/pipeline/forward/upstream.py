@@ -131,7 +131,8 @@ async def forward(
     started = time.perf_counter()
     attempts = 1 + (upstream.retries if method in _IDEMPOTENT and body is None else 0)
     for attempt in range(attempts):
-        conn, reused = await pool.acquire()
+        pooled = pool.idle_connection()
+        conn, reused = (pooled, True) if pooled is not None else await pool.acquire()
         pump: asyncio.Task[None] | None = None
         try:
             if body is None:
@@ -143,7 +144,8 @@ async def forward(
                 conn.sending = True
                 pump = asyncio.ensure_future(_pump(conn, body, first))
             try:
-                await conn.read_head()
+                if not conn.headers_done:
+                    await conn.read_head()
             except UpstreamBroken as exc:
                 failure = _failure(pump)
                 if failure is not None:
