@@ -161,7 +161,9 @@ async def serve_worker(config: Config, sockets: list[socket.socket], policy: Pol
 def _granian(app: Any) -> Any:
     """granian's embedded ASGI server on the proxy app, for the benchmarks' server comparison only
     (GATEWAY_HTTP_SERVER=granian, listening on GATEWAY_GRANIAN_LISTEN, host:port): granian binds
-    its own socket and is not a dependency of the gateway (scripts/bench installs it)."""
+    its own socket and is not a dependency of the gateway (scripts/bench installs it). The
+    supervisor's public socket stays open and unanswered meanwhile, and a drain does not apply:
+    not for production."""
     from granian.constants import Interfaces
     from granian.log import LogLevels
     from granian.server.embed import Server

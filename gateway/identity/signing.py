@@ -132,8 +132,9 @@ class IdentityHeaders:
         stall the event loop. The cache is only touched here, on the loop."""
         token = self.token_now(identity, route, method, path, upstream)
         if token is None:
+            key = self._key(identity, route, method, path, upstream)  # before: the ring may rotate meanwhile
             token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
-            self._cache[self._key(identity, route, method, path, upstream)] = token
+            self._cache[key] = token
         return token
 
     def _key(

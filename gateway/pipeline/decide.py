@@ -15,10 +15,10 @@ seen on the same route, method and path before (`Remembered`); then `grant`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.cache import ExpiringCache
 from gateway.crypto import fingerprint
 from gateway.errors import GatewayError, NotFound
 from gateway.metrics import DECISION_CACHE
@@ -31,6 +31,7 @@ from gateway.pipeline.ratelimit import RateLimiter, ResponseHeaders
 from gateway.policy.loader import Policy
 from gateway.policy.model import Route, Upstream
 from gateway.policy.table import Match
+from gateway.store import StoreError
 from gateway.usage import UsageRecorder
 
 
@@ -40,6 +41,7 @@ class _Decided:
     identity: Identity
     generation: tuple[int, int]  # the client's and the grants' when it was decided
     expires_at: float | None  # the credential's expiry (epoch seconds)
+    until: float  # monotonic: the verification's own reuse bound (caches.credential_ttl)
 
 
 class Remembered:
@@ -49,29 +51,46 @@ class Remembered:
     The rules are the stages' own caches' rules, held at once: an entry is used only while the
     client's and the grants' generations are those it was decided under (any change to the
     client, its keys or tokens, the grants, the signing keys, or a lost change feed moves them),
-    before the credential's expiry, and for the same Route object (a reload makes new ones). It is
-    keyed by a hash of the credential, never the credential. What must happen on every request
-    still does: the freshness check of the change feed (in `generation`), the usage count and
-    the identity headers (reused or signed by mutate); a client or route with a rate limit is
-    not remembered, so its requests always reach the limiter.
+    before the credential's expiry, no longer than the verification it rests on may be reused
+    (`caches.credential_ttl` from when it was verified), and for the same Route object (a reload
+    makes new ones). It is keyed by a hash of the credential, never the credential. What must
+    happen on every request still does: the freshness check of the change feed (in
+    `generation`), the usage count and the identity headers (mutate's, with their token's own
+    reuse window); a client or route with a rate limit is not remembered, so its requests always
+    reach the limiter. `maxsize` 0 switches it off.
     """
 
-    def __init__(self, generations: Generations, maxsize: int = 100_000, ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        generations: Generations,
+        maxsize: int = 100_000,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.generations = generations
-        self._entries: ExpiringCache[tuple[bytes, str, str], _Decided] = ExpiringCache(maxsize, ttl)
-        self._hit = DECISION_CACHE.labels("hit")
+        self.maxsize = maxsize
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[tuple[bytes, str, str], _Decided] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.maxsize > 0
 
     def identity(self, credential: str, route: Route, method: str, path: str) -> Identity | None:
-        entry = self._entries.get((fingerprint(credential), method, path))
-        if entry is None or entry.route is not route:
+        key = (fingerprint(credential), method, path)
+        entry = self._entries.get(key)
+        if entry is None:
             return None
         identity = entry.identity
-        if (entry.expires_at is not None and time.time() >= entry.expires_at) or self.generations.generation(
-            identity.client_id or ""
-        ) != entry.generation:
+        if (
+            entry.route is not route
+            or time.monotonic() >= entry.until
+            or (entry.expires_at is not None and self.clock() >= entry.expires_at)
+            or self.generations.generation(identity.client_id or "") != entry.generation
+        ):
+            del self._entries[key]  # never valid again: do not keep an old policy's routes alive
             return None
-        if route.permission is not None:
-            count_metric(self._hit)  # a decision the cache answered, as the grants engine counts it
         return identity
 
     def remember(
@@ -79,10 +98,21 @@ class Remembered:
     ) -> None:
         """After a full decision that began at `epoch`: kept only when no change landed since."""
         client_id = verified.identity.client_id
-        if client_id is not None and self.generations.epoch == epoch:
-            self._entries[(fingerprint(credential), method, path)] = _Decided(
-                route, verified.identity, self.generations.generation(client_id), verified.expires_at
-            )
+        if client_id is None or not self.enabled or self.generations.epoch != epoch:
+            return
+        try:
+            generation = self.generations.generation(client_id)
+        except StoreError:  # the feed went stale since: the request was decided, just not kept
+            return
+        entries = self._entries
+        if len(entries) >= self.maxsize:
+            del entries[next(iter(entries))]  # the oldest inserted (see gateway.cache)
+        entries[(fingerprint(credential), method, path)] = _Decided(
+            route, verified.identity, generation, verified.expires_at, verified.verified_at + self.ttl
+        )
+
+
+_DECISION_HIT = DECISION_CACHE.labels("hit")
 
 
 class Stages(Protocol):
@@ -154,8 +184,9 @@ async def grant(
         raise
     count(stages, identity, route, allowed=True)
     headers = await stages.mutate.headers_async(identity, route, method, path, upstream.name)
-    if credential is not None and not await stages.limits.applies(identity, route):
-        stages.remembered.remember(credential, route, method, path, verified, epoch)
+    remembered = stages.remembered
+    if credential is not None and remembered.enabled and not await stages.limits.applies(identity, route):
+        remembered.remember(credential, route, method, path, verified, epoch)
     return Granted(route, upstream, identity, headers, "allow", response_headers)
 
 
@@ -183,7 +214,9 @@ def grant_now(
     upstream = policy.upstreams[route.upstream]
     headers = stages.mutate.headers_now(identity, route, method, path, upstream.name)
     if headers is None:
-        return None
+        return None  # `grant` decides it again (and counts it once)
+    if route.permission is not None:
+        count_metric(_DECISION_HIT)  # a decision the cache answered, as the grants engine counts it
     count(stages, identity, route, allowed=True)
     return Granted(route, upstream, identity, headers, "allow")
 

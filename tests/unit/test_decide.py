@@ -18,6 +18,7 @@ from gateway.pipeline.decide import Remembered, grant, grant_now
 from gateway.pipeline.mutate import Mutator
 from gateway.policy.model import Route, parse_template
 from gateway.quota import RateLimit
+from gateway.store import StoreError
 
 CREDENTIAL = "sc_example.credential"
 CALLER = Identity(method="access_key", client_id="cli_1", subject="cli_1", scopes=frozenset({"a"}))
@@ -28,8 +29,11 @@ class Generations:
         self.epoch = 0
         self.stamps: dict[str, int] = {}
         self.grants = 0
+        self.stale = False
 
     def generation(self, client_id: str) -> tuple[int, int]:
+        if self.stale:
+            raise StoreError("the change feed has not been read for 1.2 s")
         return self.stamps.get(client_id, 0), self.grants
 
 
@@ -38,13 +42,14 @@ class Chain:
 
     def __init__(self, generations: Generations, expires_at: float | None = None) -> None:
         self.generations, self.expires_at, self.calls = generations, expires_at, 0
+        self.verified_ago = 0.0  # as if the chain had verified it this long ago (its cache)
         self.during: Any = None  # run while "verifying", to land a change mid-decision
 
     async def verify(self, credential: str | None, accepted: frozenset[str]) -> Verified:
         self.calls += 1
         if self.during is not None:
             self.during()
-        return Verified(CALLER, self.expires_at)
+        return Verified(CALLER, self.expires_at, verified_at=time.monotonic() - self.verified_ago)
 
 
 class Authz:
@@ -55,12 +60,14 @@ class Authz:
 class Limits:
     client_limit_of: RateLimit | None = None
     checked: int = 0
+    asked: int = 0
 
     async def check(self, identity: Identity, route: Route) -> tuple[tuple[bytes, bytes], ...]:
         self.checked += 1
         return ()
 
     async def applies(self, identity: Identity, route: Route) -> bool:
+        self.asked += 1
         return route.rate_limit is not None or self.client_limit_of is not None
 
 
@@ -70,11 +77,13 @@ class Stages:
     limits: Limits = field(default_factory=Limits)
     usage: None = None
     mutate: Mutator = field(default_factory=lambda: Mutator(None))
+    size: int = 100
+    ttl: float = 300.0
 
     def __post_init__(self) -> None:
         self.authn = Chain(self.generations)
         self.authz = Authz()
-        self.remembered = Remembered(self.generations)
+        self.remembered = Remembered(self.generations, self.size, self.ttl)
 
 
 @dataclass
@@ -171,3 +180,41 @@ def test_a_second_credential_is_refused_before_the_memo_is_read() -> None:
     decide(stages, match)
     with pytest.raises(InvalidRequest):
         grant_now(stages, Policy(), match, "GET", "/x", [f"Bearer {CREDENTIAL}".encode()], b"access_token=x")  # type: ignore[arg-type]
+
+
+def test_no_longer_than_the_verification_it_rests_on_may_be_reused() -> None:
+    """A credential the chain verified 290 s ago (its cache answered) backs a new path's entry for
+    the 10 s its verification may still be reused, not for another credential_ttl."""
+    stages, match = Stages(ttl=300.0), Match(route())
+    stages.authn.verified_ago = 299.8
+    decide(stages, match)
+    assert decide(stages, match)[1] == 0
+    deadline = time.monotonic() + 5
+    while decide(stages, match)[1] == 0:
+        assert time.monotonic() < deadline, "the memo outlived the verification's reuse bound"
+        time.sleep(0.05)
+    stages.authn.verified_ago = 0.0
+    assert decide(stages, match)[1] == 0  # verified afresh: remembered again
+
+
+def test_a_feed_gone_stale_during_the_decision_does_not_undo_it() -> None:
+    """Remembering is best effort: a decision made is answered even when the stamp can no longer
+    be read (the request was authorized and counted), and nothing is remembered."""
+    stages, match = Stages(), Match(route())
+
+    def stale() -> None:
+        stages.generations.stale = True
+
+    stages.authn.during = stale
+    granted, verified = decide(stages, match)
+    assert verified == 1 and granted.decision == "allow"
+    stages.authn.during = None
+    stages.generations.stale = False
+    assert decide(stages, match)[1] == 1
+
+
+def test_size_zero_decides_every_request_in_full() -> None:
+    stages, match = Stages(size=0), Match(route())
+    for _ in range(3):
+        assert decide(stages, match)[1] == 1
+    assert stages.limits.asked == 0  # nothing to remember: not even asked

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gateway.cache import ExpiringCache
@@ -28,6 +28,7 @@ from gateway.presented import Presented
 class Verified:
     identity: Identity
     expires_at: float | None = None  # epoch seconds; None: until the client changes
+    verified_at: float = 0.0  # monotonic, set by the chain: reuse is bounded from here (cache_ttl)
 
 
 class Authenticator(Protocol):
@@ -125,6 +126,7 @@ class AuthenticatorChain:
             found = await authenticator.authenticate(presented)
             if found is None:
                 continue
+            found = replace(found, verified_at=time.monotonic())
             client_id = found.identity.client_id
             if generations is not None and client_id is not None and generations.epoch == epoch:
                 # Cache only when no change landed while we verified: it might have revoked this.
