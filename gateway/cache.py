@@ -40,6 +40,13 @@ class ExpiringCache(Generic[K, V]):
             return default
         return item[0]
 
+    def entry(self, key: K) -> tuple[V, float] | None:
+        """The value and until when it holds (this cache's clock), or None."""
+        item = self._data.get(key)
+        if item is None or item[1] < self.clock():
+            return None
+        return item
+
     def __setitem__(self, key: K, value: V) -> None:
         data = self._data
         if self.maxsize <= 0:

@@ -121,11 +121,19 @@ class IdentityHeaders:
         """The token when it can be had without blocking the event loop: reused, or signed here
         with EdDSA or ES256 (tens of microseconds: a thread hop would cost more). None when it
         takes an RSA signature (about a millisecond): `token_async` makes that in a thread."""
+        found = self.token_until(identity, route, method, path, upstream)
+        return None if found is None else found[0]
+
+    def token_until(
+        self, identity: Identity, route: str, method: str, path: str, upstream: str
+    ) -> tuple[str, float] | None:
+        """`token_now`, and until when (time.monotonic) it may be reused."""
         key = self._key(identity, route, method, path, upstream)
-        token = self._cache.get(key)
-        if token is None and self.holder.ring.current.alg != "RS256":
-            token = self._cache[key] = self._mint(identity, route, method, path, upstream)
-        return token
+        found = self._cache.entry(key)
+        if found is None and self.holder.ring.current.alg != "RS256":
+            self._cache[key] = self._mint(identity, route, method, path, upstream)
+            found = self._cache.entry(key)
+        return found
 
     async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
         """The same token; an RSA signature is made in a thread, so a burst of new paths cannot

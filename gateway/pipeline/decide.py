@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.crypto import fingerprint
@@ -35,13 +35,17 @@ from gateway.store import StoreError
 from gateway.usage import UsageRecorder
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Decided:
     route: Route  # the very object: a policy reload makes new ones
     identity: Identity
     generation: tuple[int, int]  # the client's and the grants' when it was decided
     expires_at: float | None  # the credential's expiry (epoch seconds)
     until: float  # monotonic: the verification's own reuse bound (caches.credential_ttl)
+    # The identity headers for this route, method and path (mutate's), and until when their
+    # signed token may be reused (monotonic); refreshed from mutate once that has passed.
+    headers: Headers = field(default_factory=list)
+    headers_until: float = 0.0
 
 
 class Remembered:
@@ -77,21 +81,21 @@ class Remembered:
     def enabled(self) -> bool:
         return self.maxsize > 0
 
-    def identity(self, credential: str, route: Route, method: str, path: str) -> Identity | None:
+    def lookup(self, credential: str, route: Route, method: str, path: str, now: float) -> _Decided | None:
+        """The entry for this request while it holds (`now`: time.monotonic()), else None."""
         key = (fingerprint(credential), method, path)
         entry = self._entries.get(key)
         if entry is None:
             return None
-        identity = entry.identity
         if (
             entry.route is not route
-            or time.monotonic() >= entry.until
+            or now >= entry.until
             or (entry.expires_at is not None and self.clock() >= entry.expires_at)
-            or self.generations.generation(identity.client_id or "") != entry.generation
+            or self.generations.generation(entry.identity.client_id or "") != entry.generation
         ):
             del self._entries[key]  # never valid again: do not keep an old policy's routes alive
             return None
-        return identity
+        return entry
 
     def remember(
         self, credential: str, route: Route, method: str, path: str, verified: Verified, epoch: int
@@ -208,13 +212,18 @@ def grant_now(
     credential = bearer_credential(authorization, query_string)
     if credential is None:
         return None
-    identity = stages.remembered.identity(credential, route, method, path)
-    if identity is None:
+    now = time.monotonic()
+    entry = stages.remembered.lookup(credential, route, method, path, now)
+    if entry is None:
         return None
+    identity = entry.identity
     upstream = policy.upstreams[route.upstream]
-    headers = stages.mutate.headers_now(identity, route, method, path, upstream.name)
-    if headers is None:
-        return None  # `grant` decides it again (and counts it once)
+    if now >= entry.headers_until:  # the first time, or the signed token is due for renewal
+        found = stages.mutate.headers_until(identity, route, method, path, upstream.name)
+        if found is None:
+            return None  # `grant` decides it again (and counts it once)
+        entry.headers, entry.headers_until = found
+    headers = entry.headers.copy()
     if route.permission is not None:
         count_metric(_DECISION_HIT)  # a decision the cache answered, as the grants engine counts it
     count(stages, identity, route, allowed=True)

@@ -218,3 +218,42 @@ def test_size_zero_decides_every_request_in_full() -> None:
     for _ in range(3):
         assert decide(stages, match)[1] == 1
     assert stages.limits.asked == 0  # nothing to remember: not even asked
+
+
+class Signer:
+    """Tokens that may be reused for `reuse` seconds, counted."""
+
+    def __init__(self, reuse: float) -> None:
+        self.reuse, self.minted = reuse, 0
+
+    def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
+        raise AssertionError("the sync path is not used by grant")
+
+    def token_until(
+        self, identity: Identity, route: str, method: str, path: str, upstream: str
+    ) -> tuple[str, float] | None:
+        self.minted += 1
+        return f"token-{self.minted}", time.monotonic() + self.reuse
+
+    async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
+        found = self.token_until(identity, route, method, path, upstream)
+        assert found is not None
+        return found[0]
+
+
+def test_remembered_identity_headers_renew_with_their_token() -> None:
+    """A memo hit reuses the identity headers only while their signed token may be reused; then
+    mutate gives new ones (and the memo keeps them)."""
+    signer = Signer(reuse=0.3)
+    stages, match = Stages(mutate=Mutator(signer)), Match(route())
+    decide(stages, match)  # grant: token-1
+    second, verified = decide(stages, match)  # memo hit: mutate asked once (token-2), kept
+    third, _ = decide(stages, match)
+    assert verified == 0
+    token = dict(second.headers)[b"x-gateway-identity"]
+    assert dict(third.headers)[b"x-gateway-identity"] == token and signer.minted == 2
+    deadline = time.monotonic() + 5
+    while dict(decide(stages, match)[0].headers)[b"x-gateway-identity"] == token:
+        assert time.monotonic() < deadline, "a token was reused past its window"
+        time.sleep(0.05)
+    assert signer.minted == 3

@@ -9,6 +9,7 @@ stripped.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from gateway.models import ANONYMOUS, Identity
@@ -34,7 +35,9 @@ class IdentitySigner(Protocol):
 
     def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str: ...
 
-    def token_now(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str | None: ...
+    def token_until(
+        self, identity: Identity, route: str, method: str, path: str, upstream: str
+    ) -> tuple[str, float] | None: ...
 
     async def token_async(
         self, identity: Identity, route: str, method: str, path: str, upstream: str
@@ -69,13 +72,22 @@ class Mutator:
     ) -> Headers | None:
         """The same headers when they can be had without blocking the event loop; None when the
         signature takes a thread (RSA): then `headers_async`."""
+        found = self.headers_until(identity, route, method, path, audience)
+        return None if found is None else found[0]
+
+    def headers_until(
+        self, identity: Identity, route: Route, method: str, path: str, audience: str
+    ) -> tuple[Headers, float] | None:
+        """`headers_now`, and until when (time.monotonic) they may be reused: the signed token's
+        own reuse window (forever without one)."""
         headers = self._described(identity, route)
-        if self.signer is not None and identity.client_id is not None:
-            token = self.signer.token_now(identity, route.id, method, path, audience)
-            if token is None:
-                return None
-            headers.append((b"x-gateway-identity", token.encode()))
-        return headers
+        if self.signer is None or identity.client_id is None:
+            return headers, math.inf
+        found = self.signer.token_until(identity, route.id, method, path, audience)
+        if found is None:
+            return None
+        headers.append((b"x-gateway-identity", found[0].encode()))
+        return headers, found[1]
 
     async def headers_async(
         self, identity: Identity, route: Route, method: str, path: str, audience: str
