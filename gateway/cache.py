@@ -2,7 +2,7 @@
 
 cachetools.TTLCache keeps a linked list and a timer per entry; its get() measured 4.3 µs here
 against 0.3 µs for this, and a warm authenticated request reads two or three caches. Entries
-carry their own deadline; when full, the oldest inserted entry goes first (a dict keeps
+carry their own deadline; when full, the oldest inserted entries go first (a dict keeps
 insertion order), which for these caches (credentials, decisions, identity tokens) is close
 enough to LRU.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from itertools import islice
 from typing import Generic, TypeVar, overload
 
 K = TypeVar("K")
@@ -52,7 +53,7 @@ class ExpiringCache(Generic[K, V]):
         if self.maxsize <= 0:
             return  # a cache of size 0 is switched off
         if key not in data and len(data) >= self.maxsize:
-            del data[next(iter(data))]
+            make_room(data, self.maxsize)
         data[key] = (value, self.clock() + self.ttl)
 
     def __contains__(self, key: object) -> bool:
@@ -70,3 +71,14 @@ class ExpiringCache(Generic[K, V]):
 
 
 _MISSING = object()
+
+
+def make_room(data: dict[K, V], maxsize: int) -> None:
+    """Drop the oldest sixteenth of a full dict, in one pass.
+
+    Not one entry per insert: a dict marks a deleted entry rather than moving the others, so
+    `next(iter(data))` walks over every entry deleted before it, and evicting the oldest one per
+    insert cost 46 µs per insert in a full 100,000-entry cache (a flood of new credentials or
+    paths). A sixteenth at a time costs 0.3 µs per insert."""
+    for key in list(islice(data, max(1, maxsize // 16))):
+        del data[key]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gateway.cache import make_room
 from gateway.crypto import fingerprint
 from gateway.errors import GatewayError, NotFound
 from gateway.metrics import DECISION_CACHE
@@ -109,9 +110,10 @@ class Remembered:
         except StoreError:  # the feed went stale since: the request was decided, just not kept
             return
         entries = self._entries
-        if len(entries) >= self.maxsize:
-            del entries[next(iter(entries))]  # the oldest inserted (see gateway.cache)
-        entries[(fingerprint(credential), method, path)] = _Decided(
+        key = (fingerprint(credential), method, path)
+        if key not in entries and len(entries) >= self.maxsize:
+            make_room(entries, self.maxsize)
+        entries[key] = _Decided(
             route, verified.identity, generation, verified.expires_at, verified.verified_at + self.ttl
         )
 
