@@ -149,11 +149,13 @@ class IdentityHeaders:
         self, identity: Identity, route: str, method: str, path: str, upstream: str
     ) -> tuple[str | None, ...]:
         # The subject is part of the key: an `oidc` caller's subject is the external `sub`, and
-        # several workloads may map to one client.
+        # several workloads may map to one client. So is every other claim taken from the
+        # identity: a client moved to another tenant gets a token that says so at once.
         return (
             identity.client_id,
             identity.subject,
             identity.identity_id,
+            identity.tenant,
             identity.method,
             route,
             method,

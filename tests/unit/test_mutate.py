@@ -64,3 +64,17 @@ def test_public_route_headers_carry_no_identity() -> None:
     mutate, _ = mutator("EdDSA")
     headers = asyncio.run(mutate.headers_async(ANONYMOUS, ROUTE, "GET", "/docs/1", "main"))
     assert headers == [(b"x-gateway-auth-method", b"none"), (b"x-gateway-route", b"read-doc")]
+
+
+def test_a_new_tenant_gets_a_new_token_at_once() -> None:
+    """The signed token is reused for the same caller, route, method and path; a client moved to
+    another tenant is a new identity whose token must name the new tenant, not the cached one."""
+    mutate, ring = mutator("EdDSA")
+    before = Identity(method="access_key", client_id="sc_1", subject="sc_1", tenant="acme")
+    after = Identity(method="access_key", client_id="sc_1", subject="sc_1", tenant="globex")
+    tenants = []
+    for identity in (before, after):
+        token = dict(mutate.headers(identity, ROUTE, "GET", "/docs/1", "main"))[b"x-gateway-identity"].decode()
+        kid = jwt.get_unverified_header(token)["kid"]
+        tenants.append(jwt.decode(token, ring.verifiers[kid][1], algorithms=["EdDSA"], audience="main")["tenant"])
+    assert tenants == ["acme", "globex"]
