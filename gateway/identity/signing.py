@@ -110,24 +110,13 @@ class IdentityHeaders:
             50_000, min(reuse, self.lifetime)
         )
 
-    def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
-        key = self._key(identity, route, method, path, upstream)
-        token = self._cache.get(key)
-        if token is None:
-            token = self._cache[key] = self._mint(identity, route, method, path, upstream)
-        return token
-
-    def token_now(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str | None:
-        """The token when it can be had without blocking the event loop: reused, or signed here
-        with EdDSA or ES256 (tens of microseconds: a thread hop would cost more). None when it
-        takes an RSA signature (about a millisecond): `token_async` makes that in a thread."""
-        found = self.token_until(identity, route, method, path, upstream)
-        return None if found is None else found[0]
-
     def token_until(
         self, identity: Identity, route: str, method: str, path: str, upstream: str
     ) -> tuple[str, float] | None:
-        """`token_now`, and until when (time.monotonic) it may be reused."""
+        """The token and until when (time.monotonic) it may be reused, when it can be had without
+        blocking the event loop: reused, or signed here with EdDSA or ES256 (tens of microseconds:
+        a thread hop would cost more). None when it takes an RSA signature (about a millisecond):
+        `token_async` makes that in a thread."""
         key = self._key(identity, route, method, path, upstream)
         found = self._cache.entry(key)
         if found is None and self.holder.ring.current.alg != "RS256":
@@ -138,11 +127,12 @@ class IdentityHeaders:
     async def token_async(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
         """The same token; an RSA signature is made in a thread, so a burst of new paths cannot
         stall the event loop. The cache is only touched here, on the loop."""
-        token = self.token_now(identity, route, method, path, upstream)
-        if token is None:
-            key = self._key(identity, route, method, path, upstream)  # before: the ring may rotate meanwhile
-            token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
-            self._cache[key] = token
+        found = self.token_until(identity, route, method, path, upstream)
+        if found is not None:
+            return found[0]
+        key = self._key(identity, route, method, path, upstream)  # before: the ring may rotate meanwhile
+        token = await asyncio.to_thread(self._mint, identity, route, method, path, upstream)
+        self._cache[key] = token
         return token
 
     def _key(

@@ -15,7 +15,6 @@ seen on the same route, method and path before (`Remembered`); then `grant`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -65,17 +64,10 @@ class Remembered:
     reach the limiter. `maxsize` 0 switches it off.
     """
 
-    def __init__(
-        self,
-        generations: Generations,
-        maxsize: int = 100_000,
-        ttl: float = 300.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, generations: Generations, maxsize: int = 100_000, ttl: float = 300.0) -> None:
         self.generations = generations
         self.maxsize = maxsize
         self.ttl = ttl
-        self.clock = clock
         self._entries: dict[tuple[bytes, str, str], _Decided] = {}
 
     @property
@@ -91,7 +83,7 @@ class Remembered:
         if (
             entry.route is not route
             or now >= entry.until
-            or (entry.expires_at is not None and self.clock() >= entry.expires_at)
+            or (entry.expires_at is not None and time.time() >= entry.expires_at)
             or self.generations.generation(entry.identity.client_id or "") != entry.generation
         ):
             del self._entries[key]  # never valid again: do not keep an old policy's routes alive
@@ -173,7 +165,7 @@ async def grant(
     """
     route = match.route
     if route.public:
-        return grant_public(stages, policy, match, method, path)
+        return grant_public(stages, policy, match)
     upstream = policy.upstreams[route.upstream]
     response_headers: ResponseHeaders = ()
     credential = bearer_credential(authorization, query_string)
@@ -210,7 +202,7 @@ def grant_now(
     None: call `grant`. Raises what `grant` raises for a malformed Authorization header."""
     route = match.route
     if route.public:
-        return grant_public(stages, policy, match, method, path)
+        return grant_public(stages, policy, match)
     credential = bearer_credential(authorization, query_string)
     if credential is None:
         return None
@@ -232,11 +224,11 @@ def grant_now(
     return Granted(route, upstream, identity, headers, "allow")
 
 
-def grant_public(stages: Stages, policy: Policy, match: Match, method: str, path: str) -> Granted:
+def grant_public(stages: Stages, policy: Policy, match: Match) -> Granted:
     """`grant` for an `auth: none` route, without a coroutine: nothing to look up or sign."""
     route = match.route
     upstream = policy.upstreams[route.upstream]
-    headers = stages.mutate.headers(ANONYMOUS, route, method, path, upstream.name)
+    headers = stages.mutate.anonymous(route)
     return Granted(route, upstream, ANONYMOUS, headers, "public")
 
 

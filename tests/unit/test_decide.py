@@ -226,9 +226,6 @@ class Signer:
     def __init__(self, reuse: float) -> None:
         self.reuse, self.minted = reuse, 0
 
-    def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str:
-        raise AssertionError("the sync path is not used by grant")
-
     def token_until(
         self, identity: Identity, route: str, method: str, path: str, upstream: str
     ) -> tuple[str, float] | None:

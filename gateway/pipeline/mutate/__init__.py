@@ -33,8 +33,6 @@ NAMES = (
 class IdentitySigner(Protocol):
     """Mints the signed `X-Gateway-Identity` token (gateway.identity.signing.IdentityHeaders)."""
 
-    def token(self, identity: Identity, route: str, method: str, path: str, upstream: str) -> str: ...
-
     def token_until(
         self, identity: Identity, route: str, method: str, path: str, upstream: str
     ) -> tuple[str, float] | None: ...
@@ -59,27 +57,17 @@ class Mutator:
         self._described_for: dict[tuple[int, str], tuple[Identity, Headers]] = {}
         self._anonymous: dict[str, Headers] = {}  # route id -> the headers of a public route's caller
 
-    def headers(self, identity: Identity, route: Route, method: str, path: str, audience: str) -> Headers:
-        """`audience` is the `aud` of the signed token: the upstream's name (contract §4)."""
-        headers = self._described(identity, route)
-        if self.signer is not None and identity.client_id is not None:
-            token = self.signer.token(identity, route.id, method, path, audience)
-            headers.append((b"x-gateway-identity", token.encode()))
-        return headers
-
-    def headers_now(
-        self, identity: Identity, route: Route, method: str, path: str, audience: str
-    ) -> Headers | None:
-        """The same headers when they can be had without blocking the event loop; None when the
-        signature takes a thread (RSA): then `headers_async`."""
-        found = self.headers_until(identity, route, method, path, audience)
-        return None if found is None else found[0]
+    def anonymous(self, route: Route) -> Headers:
+        """The headers of a public route's caller: the same two on every request."""
+        return self._described(ANONYMOUS, route)
 
     def headers_until(
         self, identity: Identity, route: Route, method: str, path: str, audience: str
     ) -> tuple[Headers, float] | None:
-        """`headers_now`, and until when (time.monotonic) they may be reused: the signed token's
-        own reuse window (forever without one)."""
+        """The headers and until when (time.monotonic) they may be reused: the signed token's own
+        reuse window (forever without one). None when the signature takes a thread (RSA): then
+        `headers_async`. `audience` is the `aud` of the signed token: the upstream's name
+        (contract §4)."""
         headers = self._described(identity, route)
         if self.signer is None or identity.client_id is None:
             return headers, math.inf
@@ -93,11 +81,11 @@ class Mutator:
         self, identity: Identity, route: Route, method: str, path: str, audience: str
     ) -> Headers:
         """The same headers, for the front doors: a slow (RSA) signature is made off the event loop."""
-        headers = self.headers_now(identity, route, method, path, audience)
-        if headers is not None:
-            return headers
+        found = self.headers_until(identity, route, method, path, audience)
+        if found is not None:
+            return found[0]
         headers = self._described(identity, route)
-        if self.signer is not None:  # always: without a signer, headers_now needs no thread
+        if self.signer is not None:  # always: without a signer, headers_until needs no thread
             token = await self.signer.token_async(identity, route.id, method, path, audience)
             headers.append((b"x-gateway-identity", token.encode()))
         return headers
