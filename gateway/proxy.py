@@ -120,10 +120,10 @@ class ProxyApp:
                 inbound, client[0] if client else "", scope["scheme"], config.trusted_proxies
             )
             # Headers stay bytes from the socket to the upstream: the caller's (sorted and
-            # stripped), the forwarding chain, then what mutate says about the caller.
+            # stripped), the forwarding chain, then what mutate says about the caller (encoded
+            # once per route and caller: `granted.lines`).
             headers = inbound.forward
             headers += forwarded
-            headers += granted.headers
             headers.append((b"x-request-id", request_id))
             if upstream.forward_authorization and granted.identity.forwardable_token is not None:
                 headers.append((b"authorization", b"Bearer " + granted.identity.forwardable_token.encode()))
@@ -143,6 +143,7 @@ class ProxyApp:
                 path,
                 scope["query_string"],
                 headers,
+                granted.lines,
                 inbound.host if upstream.preserve_host else None,
                 body,
                 [(b"x-request-id", request_id), *granted.response_headers],

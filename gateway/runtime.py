@@ -215,10 +215,14 @@ class Runtime:
         self.authz = Authorizer(identity.grants)
         self.mutate = Mutator(identity.headers)
         # Sized as the verified-credential cache: `caches.credentials: 0` verifies every request.
-        self.remembered = Remembered(
-            identity.directory, config.caches.credentials, config.caches.credential_ttl
-        )
         self.usage = UsageRecorder(identity.store, config.usage.flush_interval)
+        self.remembered = Remembered(
+            identity.directory,
+            self.mutate,
+            self.usage,
+            config.caches.credentials,
+            config.caches.credential_ttl,
+        )
         self.traffic = TrafficHistory()  # the console's "last hour" figures
         self.limits = _limiter(config, identity.directory)
         self.ready = False

@@ -29,6 +29,20 @@ def hour_iso(epoch_hour: int) -> str:
     return datetime.fromtimestamp(epoch_hour * 3600, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
+class Tally:
+    """Where one more allowed request of a client, route and credential is counted: valid for the
+    batch it was made in and until the end of its minute (the hour of `_counts`' key and the
+    minute of `_last_used` are that minute's). The hot path checks that it holds (the same
+    `batch` object as the recorder's, before `until`) and increments `counts[0]`."""
+
+    __slots__ = ("batch", "counts", "until")
+
+    def __init__(self, counts: list[int], batch: object, until: float) -> None:
+        self.counts = counts  # [allowed, refused] in the recorder's current batch
+        self.batch = batch
+        self.until = until  # epoch seconds: the next minute
+
+
 def minute_iso(epoch_minute: int) -> str:
     return datetime.fromtimestamp(epoch_minute * 60, UTC).strftime("%Y-%m-%dT%H:%M:00.000Z")
 
@@ -49,10 +63,17 @@ class UsageRecorder:
         self._counts: dict[tuple[str, int, str], list[int]] = {}
         self._last_used: dict[str, int] = {}  # credential id → epoch minute
         self._lock = asyncio.Lock()  # one flush at a time (the loop's and a final one)
+        # Replaced whenever the dicts are swapped for a flush: a Tally counts into the batch it was
+        # made in, so it must not be used once that batch is on its way to the store.
+        self.batch = object()
 
     def count(self, client_id: str, route_id: str, allowed: bool, credential_id: str | None) -> None:
         """The hot path: one authenticated request, allowed (forwarded) or refused."""
-        now = self.clock()
+        self._count(self.clock(), client_id, route_id, allowed, credential_id)
+
+    def _count(
+        self, now: float, client_id: str, route_id: str, allowed: bool, credential_id: str | None
+    ) -> list[int]:
         key = (client_id, int(now // 3600), route_id)
         counts = self._counts.get(key)
         if counts is None:
@@ -60,6 +81,14 @@ class UsageRecorder:
         counts[0 if allowed else 1] += 1
         if credential_id is not None:
             self._last_used[credential_id] = int(now // 60)
+        return counts
+
+    def tally(self, now: float, client_id: str, route_id: str, credential_id: str | None) -> Tally:
+        """Count one allowed request at `now` (time.time()), and return what counts the next ones
+        of the same client, route and credential with one increment while it holds (see Tally):
+        the decision memo's hits, which are most requests, skip the key and the dict lookups."""
+        counts = self._count(now, client_id, route_id, True, credential_id)
+        return Tally(counts, self.batch, (now // 60 + 1) * 60)
 
     def used(self, credential_id: str) -> None:
         """A credential used without a proxied request (a client secret at the token endpoint)."""
@@ -74,6 +103,7 @@ class UsageRecorder:
         async with self._lock:
             counts, self._counts = self._counts, {}
             last_used, self._last_used = self._last_used, {}
+            self.batch = object()  # every Tally of the old batch stops holding, in the same step
             if not counts and not last_used:
                 return True
             rows: dict[UsageKey, tuple[int, int]] = {

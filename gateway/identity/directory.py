@@ -126,8 +126,10 @@ class Directory:
         return await asyncio.get_running_loop().run_in_executor(self._feed_thread, call, *args)
 
     def generation(self, client_id: str) -> tuple[int, int]:
-        self.ensure_fresh()
-        return self._client_stamp(client_id), self.grants_generation
+        # ensure_fresh and _client_stamp, inlined: this runs on every warm authenticated request.
+        if self._enforced and time.monotonic() - self._fresh_as_of > FRESHNESS_BOUND:
+            self.ensure_fresh()  # raises
+        return self._cleared + self._client_generation.get(client_id, 0), self.grants_generation
 
     def _client_stamp(self, client_id: str) -> int:
         # A read never adds an entry (ids strangers send must not grow memory); clear() moves

@@ -14,25 +14,39 @@ seen on the same route, method and path before (`Remembered`); then `grant`.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from hashlib import blake2s
 from typing import Protocol
 
 from gateway.cache import make_room
-from gateway.crypto import fingerprint
 from gateway.errors import GatewayError, NotFound
 from gateway.metrics import DECISION_CACHE
 from gateway.metrics import count as count_metric
 from gateway.models import ANONYMOUS, Identity
 from gateway.pipeline.authn import AuthenticatorChain, Generations, Verified, bearer_credential
 from gateway.pipeline.authz import Authorizer
-from gateway.pipeline.mutate import Headers, Mutator
+from gateway.pipeline.mutate import Headers, Mutator, lines
 from gateway.pipeline.ratelimit import RateLimiter, ResponseHeaders
 from gateway.policy.loader import Policy
 from gateway.policy.model import Route, Upstream
 from gateway.policy.table import Match
 from gateway.store import StoreError
-from gateway.usage import UsageRecorder
+from gateway.usage import Tally, UsageRecorder
+
+
+@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass's __init__ costs 4x
+class Granted:
+    """A request that may pass, and what the next hop is told about it (read-only by convention)."""
+
+    route: Route
+    upstream: Upstream
+    identity: Identity
+    headers: Headers  # the identity headers of the mutate stage, signed X-Gateway-Identity included
+    lines: bytes  # the same headers as HTTP/1.1 header lines, as the upstream client sends them
+    decision: str  # the metrics' decision label: "allow" or "public"
+    response_headers: ResponseHeaders = ()  # for the caller: RateLimit-Policy / RateLimit (issue 14)
 
 
 @dataclass(slots=True)
@@ -40,12 +54,22 @@ class _Decided:
     route: Route  # the very object: a policy reload makes new ones
     identity: Identity
     generation: tuple[int, int]  # the client's and the grants' when it was decided
-    expires_at: float | None  # the credential's expiry (epoch seconds)
+    expires_at: float  # the credential's expiry (epoch seconds); math.inf when it has none
     until: float  # monotonic: the verification's own reuse bound (caches.credential_ttl)
-    # The identity headers for this route, method and path (mutate's), and until when their
-    # signed token may be reused (monotonic); refreshed from mutate once that has passed.
-    headers: Headers = field(default_factory=list)
-    headers_until: float = 0.0
+    # What a hit returns (read-only by convention, so shared by the requests it answers), with
+    # the identity headers for this route, method and path; None until the first hit builds them.
+    granted: Granted | None = None
+    # Monotonic: the first of `until` and the reuse deadline of the headers' signed token. Before
+    # it, a hit is the dict lookup and the generation and expiry checks, nothing else.
+    recheck: float = 0.0
+    tally: Tally | None = None  # where the client's usage counts the hits (gateway.usage)
+
+
+def memo_key(authorization: bytes, method: str, path: str) -> tuple[bytes, str, str]:
+    """The memo's key: a hash of the Authorization header as sent, never the credential itself.
+    BLAKE2s because it is a cryptographic hash and the cheapest one hashlib has for ~100 bytes
+    (0.74 µs against SHA-256's 1.1 µs, measured on this machine)."""
+    return blake2s(authorization).digest(), method, path
 
 
 class Remembered:
@@ -57,41 +81,79 @@ class Remembered:
     client, its keys or tokens, the grants, the signing keys, or a lost change feed moves them),
     before the credential's expiry, no longer than the verification it rests on may be reused
     (`caches.credential_ttl` from when it was verified), and for the same Route object (a reload
-    makes new ones). It is keyed by a hash of the credential, never the credential. What must
-    happen on every request still does: the freshness check of the change feed (in
+    makes new ones). It is keyed by a hash of the Authorization header, never the credential.
+    What must happen on every request still does: the freshness check of the change feed (in
     `generation`), the usage count and the identity headers (mutate's, with their token's own
     reuse window); a client or route with a rate limit is not remembered, so its requests always
     reach the limiter. `maxsize` 0 switches it off.
     """
 
-    def __init__(self, generations: Generations, maxsize: int = 100_000, ttl: float = 300.0) -> None:
+    def __init__(
+        self,
+        generations: Generations,
+        mutate: Mutator,
+        usage: UsageRecorder | None,
+        maxsize: int = 100_000,
+        ttl: float = 300.0,
+    ) -> None:
         self.generations = generations
+        self.mutate = mutate
+        self.usage = usage
         self.maxsize = maxsize
         self.ttl = ttl
         self._entries: dict[tuple[bytes, str, str], _Decided] = {}
+        # route id -> what every request to that public route is granted (grant_public)
+        self.public: dict[str, Granted] = {}
 
     @property
     def enabled(self) -> bool:
         return self.maxsize > 0
 
-    def lookup(self, credential: str, route: Route, method: str, path: str, now: float) -> _Decided | None:
-        """The entry for this request while it holds (`now`: time.monotonic()), else None."""
-        key = (fingerprint(credential), method, path)
+    def granted(
+        self, policy: Policy, route: Route, method: str, path: str, authorization: bytes
+    ) -> Granted | None:
+        """The remembered answer for this request while it holds, counted in the client's usage;
+        else None (then `grant`, which counts it).
+
+        The hot path of every warm authenticated request: each step here is ~1 % of its cost,
+        which is why the checks are written out rather than called."""
+        key = memo_key(authorization, method, path)
         entry = self._entries.get(key)
         if entry is None:
             return None
+        now = time.monotonic()
+        wall = time.time()
         if (
             entry.route is not route
-            or now >= entry.until
-            or (entry.expires_at is not None and time.time() >= entry.expires_at)
+            or (now >= entry.recheck and now >= entry.until)
+            or wall >= entry.expires_at
             or self.generations.generation(entry.identity.client_id or "") != entry.generation
         ):
             del self._entries[key]  # never valid again: do not keep an old policy's routes alive
             return None
-        return entry
+        granted = entry.granted
+        if granted is None or now >= entry.recheck:  # the first hit, or the token is due for renewal
+            identity = entry.identity
+            upstream = policy.upstreams[route.upstream]
+            found = self.mutate.headers_until(identity, route, method, path, upstream.name)
+            if found is None:
+                return None  # the signature takes a thread: `grant` decides it again
+            headers = found[0]
+            granted = entry.granted = Granted(route, upstream, identity, headers, lines(headers), "allow")
+            entry.recheck = min(entry.until, found[1])
+        usage = self.usage
+        if usage is not None:
+            tally = entry.tally
+            if tally is not None and tally.batch is usage.batch and wall < tally.until:
+                tally.counts[0] += 1
+            else:
+                identity = entry.identity
+                client_id = identity.client_id or ""  # remembered only with one (see remember)
+                entry.tally = usage.tally(wall, client_id, route.id, identity.credential_id)
+        return granted
 
     def remember(
-        self, credential: str, route: Route, method: str, path: str, verified: Verified, epoch: int
+        self, authorization: bytes, route: Route, method: str, path: str, verified: Verified, epoch: int
     ) -> None:
         """After a full decision that began at `epoch`: kept only when no change landed since."""
         client_id = verified.identity.client_id
@@ -102,11 +164,12 @@ class Remembered:
         except StoreError:  # the feed went stale since: the request was decided, just not kept
             return
         entries = self._entries
-        key = (fingerprint(credential), method, path)
+        key = memo_key(authorization, method, path)
         if key not in entries and len(entries) >= self.maxsize:
             make_room(entries, self.maxsize)
+        expires_at = math.inf if verified.expires_at is None else verified.expires_at
         entries[key] = _Decided(
-            route, verified.identity, generation, verified.expires_at, verified.verified_at + self.ttl
+            route, verified.identity, generation, expires_at, verified.verified_at + self.ttl
         )
 
 
@@ -126,18 +189,6 @@ class Stages(Protocol):
 
     @property
     def limits(self) -> RateLimiter: ...
-
-
-@dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass's __init__ costs 4x
-class Granted:
-    """A request that may pass, and what the next hop is told about it (read-only by convention)."""
-
-    route: Route
-    upstream: Upstream
-    identity: Identity
-    headers: Headers  # the identity headers of the mutate stage, signed X-Gateway-Identity included
-    decision: str  # the metrics' decision label: "allow" or "public"
-    response_headers: ResponseHeaders = ()  # for the caller: RateLimit-Policy / RateLimit (issue 14)
 
 
 def match_route(policy: Policy, method: str, segments: list[str]) -> Match:
@@ -183,9 +234,13 @@ async def grant(
     count(stages, identity, route, allowed=True)
     headers = await stages.mutate.headers_async(identity, route, method, path, upstream.name)
     remembered = stages.remembered
-    if credential is not None and remembered.enabled and not await stages.limits.applies(identity, route):
-        remembered.remember(credential, route, method, path, verified, epoch)
-    return Granted(route, upstream, identity, headers, "allow", response_headers)
+    if (
+        len(authorization) == 1  # a credential in the header, the only place it is accepted
+        and remembered.enabled
+        and not await stages.limits.applies(identity, route)
+    ):
+        remembered.remember(authorization[0], route, method, path, verified, epoch)
+    return Granted(route, upstream, identity, headers, lines(headers), "allow", response_headers)
 
 
 def grant_now(
@@ -199,37 +254,34 @@ def grant_now(
 ) -> Granted | None:
     """`grant` without a coroutine, for the requests that need no I/O: a public route, or a
     credential `Remembered` on this route, method and path whose identity headers need no thread.
-    None: call `grant`. Raises what `grant` raises for a malformed Authorization header."""
+    None: call `grant` (which also refuses what is malformed)."""
     route = match.route
-    if route.public:
+    if not route.auth:  # route.public, without a property call on the hot path
         return grant_public(stages, policy, match)
-    credential = bearer_credential(authorization, query_string)
-    if credential is None:
+    # One Authorization header and no credential in the query: anything else is for `grant`,
+    # which parses and refuses it.
+    if len(authorization) != 1 or b"access_token=" in query_string:
         return None
-    now = time.monotonic()
-    entry = stages.remembered.lookup(credential, route, method, path, now)
-    if entry is None:
+    granted = stages.remembered.granted(policy, route, method, path, authorization[0])
+    if granted is None:
         return None
-    identity = entry.identity
-    upstream = policy.upstreams[route.upstream]
-    if now >= entry.headers_until:  # the first time, or the signed token is due for renewal
-        found = stages.mutate.headers_until(identity, route, method, path, upstream.name)
-        if found is None:
-            return None  # `grant` decides it again (and counts it once)
-        entry.headers, entry.headers_until = found
-    headers = entry.headers.copy()
     if route.permission is not None:
         count_metric(_DECISION_HIT)  # a decision the cache answered, as the grants engine counts it
-    count(stages, identity, route, allowed=True)
-    return Granted(route, upstream, identity, headers, "allow")
+    return granted
 
 
 def grant_public(stages: Stages, policy: Policy, match: Match) -> Granted:
     """`grant` for an `auth: none` route, without a coroutine: nothing to look up or sign."""
     route = match.route
     upstream = policy.upstreams[route.upstream]
-    headers = stages.mutate.anonymous(route)
-    return Granted(route, upstream, ANONYMOUS, headers, "public")
+    public = stages.remembered.public
+    granted = public.get(route.id)
+    if granted is None or granted.route is not route or granted.upstream is not upstream:
+        if len(public) >= 10_000:  # reloads can rename routes
+            public.clear()
+        headers = stages.mutate.anonymous(route)
+        granted = public[route.id] = Granted(route, upstream, ANONYMOUS, headers, lines(headers), "public")
+    return granted
 
 
 def count(stages: Stages, identity: Identity, route: Route, allowed: bool) -> None:

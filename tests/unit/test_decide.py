@@ -19,6 +19,7 @@ from gateway.pipeline.mutate import Mutator
 from gateway.policy.model import Route, parse_template
 from gateway.quota import RateLimit
 from gateway.store import StoreError
+from gateway.usage import UsageRecorder
 
 CREDENTIAL = "sc_example.credential"
 CALLER = Identity(method="access_key", client_id="cli_1", subject="cli_1", scopes=frozenset({"a"}))
@@ -42,6 +43,7 @@ class Chain:
 
     def __init__(self, generations: Generations, expires_at: float | None = None) -> None:
         self.generations, self.expires_at, self.calls = generations, expires_at, 0
+        self.identity = CALLER
         self.verified_ago = 0.0  # as if the chain had verified it this long ago (its cache)
         self.during: Any = None  # run while "verifying", to land a change mid-decision
 
@@ -49,7 +51,7 @@ class Chain:
         self.calls += 1
         if self.during is not None:
             self.during()
-        return Verified(CALLER, self.expires_at, verified_at=time.monotonic() - self.verified_ago)
+        return Verified(self.identity, self.expires_at, verified_at=time.monotonic() - self.verified_ago)
 
 
 class Authz:
@@ -75,7 +77,7 @@ class Limits:
 class Stages:
     generations: Generations = field(default_factory=Generations)
     limits: Limits = field(default_factory=Limits)
-    usage: None = None
+    usage: UsageRecorder | None = None
     mutate: Mutator = field(default_factory=lambda: Mutator(None))
     size: int = 100
     ttl: float = 300.0
@@ -83,7 +85,7 @@ class Stages:
     def __post_init__(self) -> None:
         self.authn = Chain(self.generations)
         self.authz = Authz()
-        self.remembered = Remembered(self.generations, self.size, self.ttl)
+        self.remembered = Remembered(self.generations, self.mutate, self.usage, self.size, self.ttl)
 
 
 @dataclass
@@ -175,11 +177,74 @@ def test_rate_limited_requests_always_reach_the_limiter(where: str) -> None:
     assert stages.authn.calls == 3
 
 
-def test_a_second_credential_is_refused_before_the_memo_is_read() -> None:
+def test_a_second_credential_is_refused_though_the_first_is_remembered() -> None:
     stages, match = Stages(), Match(route())
     decide(stages, match)
+    authorization = [f"Bearer {CREDENTIAL}".encode()]
+    for query in (b"access_token=x", b"a=1&access_token=x"):
+        assert grant_now(stages, Policy(), match, "GET", "/x", authorization, query) is None  # type: ignore[arg-type]
+        with pytest.raises(InvalidRequest):
+            asyncio.run(grant(stages, Policy(), match, "GET", "/x", authorization, query))  # type: ignore[arg-type]
+    two = authorization * 2
+    assert grant_now(stages, Policy(), match, "GET", "/x", two, b"") is None  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
-        grant_now(stages, Policy(), match, "GET", "/x", [f"Bearer {CREDENTIAL}".encode()], b"access_token=x")  # type: ignore[arg-type]
+        asyncio.run(grant(stages, Policy(), match, "GET", "/x", two, b""))  # type: ignore[arg-type]
+
+
+class UsageStore:
+    def __init__(self) -> None:
+        self.batches: list[tuple[dict[Any, tuple[int, int]], dict[str, str]]] = []
+
+    def write_usage(self, counts: dict[Any, tuple[int, int]], last_used: dict[str, str]) -> None:
+        self.batches.append((dict(counts), dict(last_used)))
+
+
+def allowed(batch: tuple[dict[Any, tuple[int, int]], dict[str, str]]) -> int:
+    return sum(a for a, _ in batch[0].values())
+
+
+def test_every_remembered_request_is_counted_in_the_batch_it_landed_in() -> None:
+    """Hits count through a Tally, not the recorder's dicts: a flush swaps the batch, and the hits
+    after it must land in the next batch, none lost and none counted twice."""
+    store = UsageStore()
+    stages, match = Stages(usage=UsageRecorder(store)), Match(route())  # type: ignore[arg-type]
+    caller = Identity(method="access_key", client_id="cli_1", subject="cli_1", credential_id="acc_1")
+    stages.authn.identity = caller
+    for _ in range(4):
+        decide(stages, match)  # one full decision, three hits
+    asyncio.run(stages.usage.flush())
+    for _ in range(2):
+        assert decide(stages, match)[1] == 0
+    asyncio.run(stages.usage.flush())
+    assert [allowed(b) for b in store.batches] == [4, 2]
+    assert all(list(b[1]) == ["acc_1"] for b in store.batches)  # last use recorded in each batch
+
+
+def test_a_tally_is_not_used_past_its_minute() -> None:
+    """The hour of a count and the minute of a last use are those of the Tally's minute: once it
+    is over, the next hit counts afresh (under the new hour's key when the hour turned)."""
+    stages, match = Stages(usage=UsageRecorder(UsageStore())), Match(route())  # type: ignore[arg-type]
+    decide(stages, match)
+    decide(stages, match)
+    (entry,) = stages.remembered._entries.values()
+    first = entry.tally
+    assert first is not None and first.counts == [2, 0]
+    first.until = time.time()  # as if the minute had just ended
+    decide(stages, match)
+    renewed = entry.tally
+    assert renewed is not None and renewed is not first and renewed.until > first.until
+    assert renewed.counts == [3, 0]  # the same hour: the same key's counts, one more
+
+
+def test_a_public_route_is_granted_the_same_answer_until_a_reload() -> None:
+    stages, policy = Stages(), Policy()
+    public = Route("p", "", None, parse_template("/p"), "up", frozenset())
+    first = grant_now(stages, policy, Match(public), "GET", "/p", [], b"")  # type: ignore[arg-type]
+    assert first is not None and first.decision == "public"
+    assert grant_now(stages, policy, Match(public), "GET", "/p", [], b"") is first  # type: ignore[arg-type]
+    assert first.lines == b"x-gateway-auth-method: none\r\nx-gateway-route: p\r\n"
+    reloaded = Route("p", "", None, parse_template("/p"), "up", frozenset())
+    assert grant_now(stages, policy, Match(reloaded), "GET", "/p", [], b"").route is reloaded  # type: ignore[arg-type,union-attr]
 
 
 def test_no_longer_than_the_verification_it_rests_on_may_be_reused() -> None:

@@ -46,6 +46,7 @@ class Outbound:
     path: str  # canonical, as authorized: the upstream's strip_prefix and base path still apply
     query: bytes
     headers: list[tuple[bytes, bytes]]  # lower-case names, everything but Host and body framing
+    lines: bytes  # more headers, encoded (the identity headers: gateway.pipeline.mutate.lines)
     host: bytes | None  # the caller's Host when the upstream preserves it
     body: RequestBody | None
     response_headers: list[tuple[bytes, bytes]]  # added to the response (our X-Request-Id)
@@ -91,10 +92,13 @@ class UpstreamClients:
             pool.retire()
 
 
-def encode_head(method: str, target: bytes, host: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+def encode_head(
+    method: str, target: bytes, host: bytes, headers: list[tuple[bytes, bytes]], lines: bytes = b""
+) -> bytes:
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")
+    parts.append(lines)
     return b"".join(parts)
 
 
@@ -117,7 +121,7 @@ async def forward(
     target = upstream.target_path(request.path).encode()
     if request.query:
         target += b"?" + request.query
-    head = encode_head(method, target, request.host or pool.host_header, request.headers)
+    head = encode_head(method, target, request.host or pool.host_header, request.headers, request.lines)
     first = b""
     if body is not None:
         # Take a pooled connection only once the body has begun to arrive (a small one is usually

@@ -30,6 +30,12 @@ NAMES = (
 )
 
 
+def lines(headers: Headers) -> bytes:
+    """Headers as HTTP/1.1 header lines: the upstream client adds them to the request head as
+    they are, so a warm request's identity headers are encoded once, not per request."""
+    return b"".join([b"%s: %s\r\n" % header for header in headers])
+
+
 class IdentitySigner(Protocol):
     """Mints the signed `X-Gateway-Identity` token (gateway.identity.signing.IdentityHeaders)."""
 
