@@ -21,6 +21,4 @@ def routes(runtime: Runtime, actions: IdentityActions) -> list[Route]:
             return await actions.create(caller, body)
         return await actions.replace(caller, identity_id, body)
 
-    return object_routes(
-        runtime, "identities", render_identity, actions.list, actions.get, put, actions.delete
-    )
+    return object_routes(runtime, "identities", render_identity, actions.list, actions.get, put, actions.delete)

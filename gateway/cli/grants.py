@@ -60,7 +60,9 @@ def _actions(role: Role) -> str:
 
 def _records(commands: Any) -> None:
     sub = group(commands, "records", "manage access records (grants)")
-    put = command(sub, "put", "create or replace an access record: USERS get ROLES on RESOURCES", _record_put)
+    put = command(
+        sub, "put", "create or replace an access record: USERS get ROLES on RESOURCES", _record_put
+    )
     put.add_argument("--record-id", help="default: a generated id")
     put.add_argument("--user", action="append", required=True, help="a client id (repeat)")
     put.add_argument("--role", action="append", required=True, help="a role id (repeat)")

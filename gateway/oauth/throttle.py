@@ -44,9 +44,7 @@ class Throttle:
 
     def retry_after(self, address: str, client_id: str | None) -> int | None:
         """Seconds to wait when this address (or this client at this address) is over its limit."""
-        for key, limit in zip(
-            self._keys(address, client_id), (self.per_address, self.per_client), strict=False
-        ):
+        for key, limit in zip(self._keys(address, client_id), (self.per_address, self.per_client), strict=False):
             count, until = self.counters.estimate(key)
             if count >= limit:
                 return min(int(WINDOW) + 1, max(1, math.ceil(until)))
