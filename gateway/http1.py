@@ -178,6 +178,9 @@ class HttpProtocol(asyncio.Protocol):
         self.reading_head = False  # between a request's first byte and the end of its head
         self.task: asyncio.Task[None] | None = None  # the connection's requests, once one came
         self.idle: asyncio.Future[None] | None = None  # that task waiting for the next request
+        # The connection's scratch space for the app (`gateway.connection`): what is worth keeping
+        # from one request to the next on the same connection (gateway.pipeline.decide).
+        self.scratch: dict[str, Any] = {}
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -235,6 +238,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.scratch.clear()  # nothing the connection kept outlives it
         self.listener.connections.discard(self)
         for cycle in (self.cycle, *self.queue):
             if cycle is not None:
@@ -308,7 +312,7 @@ class HttpProtocol(asyncio.Protocol):
             "server": self.server,
         }
         cycle = _Cycle(self, scope, method, parser.should_keep_alive() and not self.listener.closing, expect)
-        scope["extensions"] = {"gateway.respond": cycle.respond}
+        scope["extensions"] = {"gateway.respond": cycle.respond, "gateway.connection": self.scratch}
         self.parsing = cycle
         if self.cycle is None:
             self._run(cycle)

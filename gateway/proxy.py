@@ -104,8 +104,16 @@ class ProxyApp:
             policy = self.runtime.policy.current
             match = match_route(policy, method, segments)
             route_id = match.route.id
+            extensions = scope.get("extensions")
             granted = grant_now(  # public, or warm: no coroutine to create and await
-                self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
+                self.runtime,
+                policy,
+                match,
+                method,
+                path,
+                inbound.authorization,
+                scope["query_string"],
+                extensions.get("gateway.connection") if extensions else None,
             ) or await grant(
                 self.runtime, policy, match, method, path, inbound.authorization, scope["query_string"]
             )
@@ -149,7 +157,6 @@ class ProxyApp:
                 [(b"x-request-id", request_id), *granted.response_headers],
             )
             response_started = True  # from here on, forward() owns the response
-            extensions = scope.get("extensions")
             respond = extensions.get("gateway.respond") if extensions else None
             status = await forward(self.runtime.upstreams, upstream, outbound, send, respond)
         except GatewayError as exc:

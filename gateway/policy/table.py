@@ -52,7 +52,13 @@ class _Node:
 @dataclass(slots=True)  # not frozen: made per request, and a frozen dataclass's __init__ costs 3x
 class Match:
     route: Route
-    params: dict[str, str]
+    values: list[str]  # the template's parameters' values, in order
+
+    @property
+    def params(self) -> dict[str, str]:
+        """By name. Made when asked for: a request the decision memo answers never needs them."""
+        params = self.route.template.params
+        return dict(zip(params, self.values, strict=True)) if params else {}
 
 
 class RouteTable:
@@ -84,8 +90,7 @@ class RouteTable:
             route = _find(self._root, segments, 0, method, values)
             if route is None:
                 return None
-        params = route.template.params
-        return Match(route, dict(zip(params, values, strict=True)) if params else {})
+        return Match(route, values)
 
 
 def _first_branch(node: _Node, segments: list[str], method: str, values: list[str]) -> Route | None:

@@ -103,14 +103,20 @@ def route(rate_limit: RateLimit | None = None) -> Route:
     return Route("r", "", None, parse_template("/x"), "up", frozenset({"access_key"}), rate_limit=rate_limit)
 
 
-def decide(stages: Stages, match: Match, path: str = "/x", method: str = "GET") -> tuple[Any, int]:
+def decide(
+    stages: Stages,
+    match: Match,
+    path: str = "/x",
+    method: str = "GET",
+    connection: dict[str, Any] | None = None,
+    credential: str = CREDENTIAL,
+) -> tuple[Any, int]:
     """grant_now, else grant (as the proxy does): the answer and how many full verifications."""
     before = stages.authn.calls
-    granted = grant_now(stages, Policy(), match, method, path, [f"Bearer {CREDENTIAL}".encode()], b"")  # type: ignore[arg-type]
+    authorization = [f"Bearer {credential}".encode()]
+    granted = grant_now(stages, Policy(), match, method, path, authorization, b"", connection)  # type: ignore[arg-type]
     if granted is None:
-        granted = asyncio.run(
-            grant(stages, Policy(), match, method, path, [f"Bearer {CREDENTIAL}".encode()], b"")  # type: ignore[arg-type]
-        )
+        granted = asyncio.run(grant(stages, Policy(), match, method, path, authorization, b""))  # type: ignore[arg-type]
     return granted, stages.authn.calls - before
 
 
@@ -319,3 +325,34 @@ def test_remembered_identity_headers_renew_with_their_token() -> None:
         assert time.monotonic() < deadline, "a token was reused past its window"
         time.sleep(0.05)
     assert signer.minted == 3
+
+
+def test_a_connection_finds_its_entry_again_only_for_the_same_header_method_and_path() -> None:
+    """The connection's scratch keeps the entry of its last hit: it answers the same request
+    again, and nothing else (another credential, method or path goes through the memo)."""
+    stages, match = Stages(), Match(route())
+    connection: dict[str, Any] = {}
+    decide(stages, match, connection=connection)
+    assert decide(stages, match, connection=connection)[1] == 0
+    assert connection  # the hit was kept
+    assert decide(stages, match, connection=connection, credential="sc_other.credential")[1] == 1
+    assert decide(stages, match, connection=connection, path="/y")[1] == 1
+    assert decide(stages, match, connection=connection, method="POST")[1] == 1
+    assert decide(stages, match, connection=connection)[1] == 0
+
+
+def test_a_connection_s_stale_entry_neither_answers_nor_removes_its_successor() -> None:
+    """A change ends the entry the connection holds; the decision made again is remembered under
+    the same key, and another connection's stale copy of the old entry must not delete it."""
+    stages, match = Stages(), Match(route())
+    first: dict[str, Any] = {}
+    second: dict[str, Any] = {}
+    decide(stages, match)
+    decide(stages, match, connection=first)
+    decide(stages, match, connection=second)  # both hold the entry now
+    stages.generations.stamps["cli_1"] = 1  # the key was revoked and a new one... (any change)
+    assert decide(stages, match, connection=first)[1] == 1  # refused from memory, decided again
+    authorization = f"Bearer {CREDENTIAL}".encode()
+    assert stages.remembered.granted(Policy(), match.route, "GET", "/x", authorization, second) is None  # type: ignore[arg-type]
+    assert not second  # the stale entry is dropped from the connection...
+    assert decide(stages, match)[1] == 0  # ...and the memo's new entry is still there
