@@ -179,7 +179,8 @@ class HttpProtocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None  # the connection's requests, once one came
         self.idle: asyncio.Future[None] | None = None  # that task waiting for the next request
         # The connection's scratch space for the app (`gateway.connection`): what is worth keeping
-        # from one request to the next on the same connection (gateway.pipeline.decide).
+        # from one request to the next on the same connection (gateway.pipeline.decide). It holds
+        # the last Authorization header, a secret: never log it or put it in an error.
         self.scratch: dict[str, Any] = {}
         self._reset_head()
 

@@ -33,7 +33,8 @@ class Tally:
     """Where one more allowed request of a client, route and credential is counted: valid for the
     batch it was made in and until the end of its minute (the hour of `_counts`' key and the
     minute of `_last_used` are that minute's). The hot path checks that it holds (the same
-    `batch` object as the recorder's, before `until`) and increments `counts[0]`."""
+    `batch` object as the recorder's, before `until` by time.time(), which must be the recorder's
+    clock) and increments `counts[0]`."""
 
     __slots__ = ("batch", "counts", "until")
 

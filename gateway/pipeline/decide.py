@@ -150,7 +150,7 @@ class Remembered:
         wall = time.time()
         if (
             entry.route is not route
-            or (now >= entry.recheck and now >= entry.until)
+            or now >= entry.until
             or wall >= entry.expires_at
             or self.generations.generation(entry.identity.client_id or "") != entry.generation
         ):
@@ -265,7 +265,8 @@ async def grant(
     headers = await stages.mutate.headers_async(identity, route, method, path, upstream.name)
     remembered = stages.remembered
     if (
-        len(authorization) == 1  # a credential in the header, the only place it is accepted
+        len(authorization) == 1  # what grant_now looks up: one header, no access_token in the query
+        and b"access_token=" not in query_string
         and remembered.enabled
         and not await stages.limits.applies(identity, route)
     ):

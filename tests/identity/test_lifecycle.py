@@ -318,3 +318,34 @@ def test_unknown_key_id_cannot_be_revoked_and_keys_stay_with_their_client(gw: Ga
     assert admin.delete(f"/v1/clients/{a}/access-keys/{key_b}").status_code == 404
     assert [k["keyId"] for k in admin.get(f"/v1/clients/{b}/access-keys").json()["accessKeys"]] == [key_b]
     assert admin.post(f"/v1/clients/sc_{'x' * 22}/access-keys").status_code == 404
+
+
+def test_callers_sharing_one_connection_are_each_decided_as_themselves(
+    gw: Gateway, recorder: Upstream, admin_of: Any, mark: str
+) -> None:
+    """A keep-alive connection remembers its last request's decision (gateway.pipeline.decide):
+    requests that alternate credentials on it, as a client library shared by two services might
+    send them, are each answered for their own caller, and a revoked key on it is refused."""
+    admin = admin_of(gw)
+    a, (a_key, a_spare), path, _ = _allowed_client(gw, admin, keys=2)
+    b, (b_key,), b_path, _ = _allowed_client(gw, admin)
+    _wait_allowed(gw, path, [a_key, a_spare])
+    _wait_allowed(gw, b_path, [b_key])
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(limits=limits, timeout=10) as one:  # every request on the same connection
+        for i in range(3):
+            for credential, target, status in ((a_key, path, 200), (b_key, path, 403), (b_key, b_path, 200)):
+                response = call(one, gw, target, credential, mark=f"{mark}-{i}-{credential[:26]}-{target}")
+                assert response.status_code == status, (credential[:26], target, response.text)
+        for i in range(3):
+            assert [headers_named(r, "x-gateway-client-id") for r in recorder.marked(f"{mark}-{i}-{a_key[:26]}-{path}")] == [[a]]
+            assert recorder.marked(f"{mark}-{i}-{b_key[:26]}-{path}") == []
+            assert [headers_named(r, "x-gateway-client-id") for r in recorder.marked(f"{mark}-{i}-{b_key[:26]}-{b_path}")] == [[b]]
+        key_id = Key.parse(a_key).key_id
+        assert admin.delete(f"/v1/clients/{a}/access-keys/{key_id}").status_code == 204
+        deadline = time.monotonic() + 1.0
+        while call(one, gw, path, a_key).status_code == 200:
+            assert time.monotonic() < deadline, "a revoked key passed on a kept-alive connection after 1 s"
+            time.sleep(0.02)
+        assert_invalid_token(call(one, gw, path, a_key))
+        assert call(one, gw, path, a_spare).status_code == 200
