@@ -201,6 +201,27 @@ def count(child: Any) -> None:
         _schedule_flush()
 
 
+class Tallied:
+    """A labelled Counter's child counted as a plain int (`tallied.n += 1`), added to the child at
+    every flush: for a count on the hottest path, where even `count()`'s call is ~1 % of a
+    request. Made once, at import time (`tallied`), and never dropped."""
+
+    __slots__ = ("child", "n")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.n = 0
+
+
+_tallied: list[Tallied] = []
+
+
+def tallied(child: Any) -> Tallied:
+    made = Tallied(child)
+    _tallied.append(made)
+    return made
+
+
 def observe(child: Any, seconds: float) -> None:
     """`child.observe(seconds)` of a labelled Histogram, batched."""
     tally = _histograms.get(child)
@@ -237,6 +258,10 @@ def flush() -> None:
     counts, histograms = dict(_counts), dict(_histograms)
     _counts.clear()
     _histograms.clear()
+    for made in _tallied:
+        if made.n:
+            n, made.n = made.n, 0
+            counts[made.child] = counts.get(made.child, 0) + n
     for child, n in counts.items():
         child.inc(n)
     for child, tally in histograms.items():

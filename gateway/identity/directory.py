@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -100,6 +101,9 @@ class Directory:
         # When the last successful poll STARTED: every change committed before it is applied.
         self._fresh_as_of = time.monotonic()
         self._enforced = False  # from start(): a directory nobody follows (the CLI) is not gated
+        # Monotonic: until when the feed counts as fresh (`_fresh_as_of` + FRESHNESS_BOUND once
+        # enforced), for the decision memo's check of an unchanged epoch (Generations).
+        self.fresh_until = math.inf
         self._feed_thread = ThreadPoolExecutor(1, thread_name_prefix="change-feed")
         # Set while the signing-change callbacks still owe a run (one failed): retried at every
         # poll until they succeed, without holding up the revocations the feed carries.
@@ -358,6 +362,7 @@ class Directory:
         await self._reload_trusted()
         self._revoked_tokens = await self._feed(self.store.revoked_tokens, int(time.time()))
         self._fresh_as_of, self._enforced = started, True
+        self.fresh_until = started + FRESHNESS_BOUND
 
     async def poll(self) -> int:
         """Apply new changes; returns how many."""
@@ -376,6 +381,8 @@ class Directory:
             self.last_seq = change.seq
         # The feed is read and applied: revocations are in force whatever the callbacks do.
         self._fresh_as_of = started
+        if self._enforced:
+            self.fresh_until = started + FRESHNESS_BOUND
         if "signing" in kinds or self._signing_pending:
             self._signing_pending = True
             for callback in self.on_signing_change:

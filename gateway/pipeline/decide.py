@@ -23,8 +23,7 @@ from typing import Any, Protocol
 
 from gateway.cache import make_room
 from gateway.errors import GatewayError, NotFound
-from gateway.metrics import DECISION_CACHE
-from gateway.metrics import count as count_metric
+from gateway.metrics import DECISION_CACHE, tallied
 from gateway.models import ANONYMOUS, Identity
 from gateway.pipeline.authn import AuthenticatorChain, Generations, Verified, bearer_credential
 from gateway.pipeline.authz import Authorizer
@@ -56,6 +55,7 @@ class _Decided:
     route: Route  # the very object: a policy reload makes new ones
     identity: Identity
     generation: tuple[int, int]  # the client's and the grants' when it was decided
+    epoch: int  # the Generations epoch at which `generation` was last found unchanged
     expires_at: float  # the credential's expiry (epoch seconds); math.inf when it has none
     until: float  # monotonic: the verification's own reuse bound (caches.credential_ttl)
     # What a hit returns (read-only by convention, so shared by the requests it answers), with
@@ -148,11 +148,18 @@ class Remembered:
                 connection[_LAST] = (authorization, method, path, entry)
         now = time.monotonic()
         wall = time.time()
+        generations = self.generations
         if (
             entry.route is not route
             or now >= entry.until
             or wall >= entry.expires_at
-            or self.generations.generation(entry.identity.client_id or "") != entry.generation
+            or (
+                # Nothing changed since the generation was last confirmed, and the feed is fresh:
+                # no need to look it up (what fails here falls through to the lookup, which
+                # raises StoreError for a stale feed).
+                (generations.epoch != entry.epoch or now >= generations.fresh_until)
+                and not self._confirm(entry)
+            )
         ):
             # Never valid again: do not keep an old policy's routes alive. (The connection's entry
             # may already have been replaced in the memo by a newer one for the same key.)
@@ -182,6 +189,16 @@ class Remembered:
                 entry.tally = usage.tally(wall, client_id, route.id, identity.credential_id)
         return granted
 
+    def _confirm(self, entry: _Decided) -> bool:
+        """Whether the entry's generation still holds (raises StoreError when the feed is stale);
+        if so, it is confirmed as of the current epoch."""
+        generations = self.generations
+        epoch = generations.epoch
+        if generations.generation(entry.identity.client_id or "") != entry.generation:
+            return False
+        entry.epoch = epoch
+        return True
+
     def remember(
         self, authorization: bytes, route: Route, method: str, path: str, verified: Verified, epoch: int
     ) -> None:
@@ -199,11 +216,13 @@ class Remembered:
             make_room(entries, self.maxsize)
         expires_at = math.inf if verified.expires_at is None else verified.expires_at
         entries[key] = _Decided(
-            key, route, verified.identity, generation, expires_at, verified.verified_at + self.ttl
+            key, route, verified.identity, generation, epoch, expires_at, verified.verified_at + self.ttl
         )
 
 
-_DECISION_HIT = DECISION_CACHE.labels("hit")
+# A decision the memo answered counts as one the decision cache answered (the grants engine's
+# hit), on the hot path as a plain increment (metrics.Tallied).
+_DECISION_HIT = tallied(DECISION_CACHE.labels("hit"))
 
 
 class Stages(Protocol):
@@ -300,7 +319,7 @@ def grant_now(
     if granted is None:
         return None
     if route.permission is not None:
-        count_metric(_DECISION_HIT)  # a decision the cache answered, as the grants engine counts it
+        _DECISION_HIT.n += 1
     return granted
 
 

@@ -18,7 +18,7 @@ from gateway.crypto import generate_access_key, parse_access_key
 from gateway.errors import InvalidToken
 from gateway.identity import service
 from gateway.identity.directory import Directory
-from gateway.models import AccessKey, now_iso
+from gateway.models import AccessKey, Change, now_iso
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
@@ -206,3 +206,34 @@ def test_disabled_client_is_refused_after_the_change_is_seen(world: dict[str, An
     world["store"].update_client(replace(world["client"], disabled=True, updated_at=now_iso()), "t")
     run(d.poll())
     refused(world, token(world), "disabled_client")
+
+
+@pytest.mark.parametrize(
+    "kind", ["client", "key", "credential", "grants", "signing", "token", "identity", "something-new"]
+)
+def test_every_change_that_moves_a_generation_moves_the_epoch(world: dict[str, Any], kind: str) -> None:
+    """The decision memo skips the generation lookup while the epoch stands still: so no change
+    may move a client's or the grants' generation without moving the epoch."""
+    directory: Directory = world["directory"]
+    client_id = world["client"].client_id
+    before = directory.epoch, directory.generation(client_id)
+    directory.apply(Change(1, kind, client_id))
+    assert directory.epoch != before[0]
+    epoch = directory.epoch
+    directory.clear()
+    assert directory.epoch != epoch and directory.generation(client_id) != before[1]
+
+
+def test_the_feed_is_fresh_until_a_bound_after_the_last_poll(world: dict[str, Any]) -> None:
+    directory: Directory = world["directory"]
+    assert directory.fresh_until == float("inf")  # nobody follows the feed (the CLI): not gated
+
+    async def run() -> None:
+        started = time.monotonic()
+        await directory.start()
+        assert started < directory.fresh_until <= time.monotonic() + 1.0
+        polled = time.monotonic()
+        await directory.poll()
+        assert polled < directory.fresh_until <= time.monotonic() + 1.0
+
+    asyncio.run(run())

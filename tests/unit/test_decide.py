@@ -5,12 +5,14 @@ those stages' own caches would still give the same answer."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from gateway import metrics
 from gateway.errors import InvalidRequest
 from gateway.models import Identity
 from gateway.pipeline.authn import Verified
@@ -26,16 +28,31 @@ CALLER = Identity(method="access_key", client_id="cli_1", subject="cli_1", scope
 
 
 class Generations:
+    """The directory's generations, as it moves them: every change moves the epoch too."""
+
     def __init__(self) -> None:
         self.epoch = 0
         self.stamps: dict[str, int] = {}
         self.grants = 0
-        self.stale = False
+        self.fresh_until = math.inf
+        self.lookups = 0
 
     def generation(self, client_id: str) -> tuple[int, int]:
-        if self.stale:
+        self.lookups += 1
+        if time.monotonic() >= self.fresh_until:
             raise StoreError("the change feed has not been read for 1.2 s")
         return self.stamps.get(client_id, 0), self.grants
+
+    def change_client(self, client_id: str) -> None:
+        self.epoch += 1
+        self.stamps[client_id] = self.stamps.get(client_id, 0) + 1
+
+    def change_grants(self) -> None:
+        self.epoch += 1
+        self.grants += 1
+
+    def go_stale(self) -> None:
+        self.fresh_until = time.monotonic()
 
 
 class Chain:
@@ -141,10 +158,10 @@ def test_another_path_method_or_route_is_decided_again() -> None:
 def test_any_change_to_the_client_or_the_grants_ends_the_memo() -> None:
     stages, match = Stages(), Match(route())
     decide(stages, match)
-    stages.generations.stamps["cli_1"] = 1  # a key revoked, a token revoked, the client changed
+    stages.generations.change_client("cli_1")  # a key revoked, a token revoked, the client changed
     assert decide(stages, match)[1] == 1
     assert decide(stages, match)[1] == 0
-    stages.generations.grants += 1  # grants or signing keys changed, or the feed was lost
+    stages.generations.change_grants()  # grants or signing keys changed, or the feed was lost
     assert decide(stages, match)[1] == 1
 
 
@@ -279,13 +296,13 @@ def test_a_feed_gone_stale_during_the_decision_does_not_undo_it() -> None:
     stages, match = Stages(), Match(route())
 
     def stale() -> None:
-        stages.generations.stale = True
+        stages.generations.go_stale()
 
     stages.authn.during = stale
     granted, verified = decide(stages, match)
     assert verified == 1 and granted.decision == "allow"
     stages.authn.during = None
-    stages.generations.stale = False
+    stages.generations.fresh_until = math.inf
     assert decide(stages, match)[1] == 1
 
 
@@ -370,9 +387,46 @@ def test_a_connection_s_stale_entry_neither_answers_nor_removes_its_successor() 
     decide(stages, match)
     decide(stages, match, connection=first)
     decide(stages, match, connection=second)  # both hold the entry now
-    stages.generations.stamps["cli_1"] = 1  # the key was revoked and a new one... (any change)
+    stages.generations.change_client("cli_1")  # a key revoked (any change to the client)
     assert decide(stages, match, connection=first)[1] == 1  # refused from memory, decided again
     authorization = f"Bearer {CREDENTIAL}".encode()
     assert stages.remembered.granted(Policy(), match.route, "GET", "/x", authorization, second) is None  # type: ignore[arg-type]
     assert not second  # the stale entry is dropped from the connection...
     assert decide(stages, match)[1] == 0  # ...and the memo's new entry is still there
+
+
+def test_a_hit_looks_the_generation_up_only_after_a_change_and_refuses_a_stale_feed() -> None:
+    """While the epoch stands still and the feed is fresh, no generation can have moved: a hit
+    skips the lookup. A change anywhere (another client's too) makes it look again, and a feed
+    gone stale makes that lookup refuse (StoreError: the proxy answers 503), not pass."""
+    stages, match = Stages(), Match(route())
+    decide(stages, match)
+    before = stages.generations.lookups
+    assert decide(stages, match)[1] == 0
+    assert decide(stages, match)[1] == 0
+    assert stages.generations.lookups == before
+    stages.generations.change_client("cli_other")
+    assert decide(stages, match)[1] == 0  # looked up, unchanged for this client: confirmed
+    assert stages.generations.lookups == before + 1
+    assert decide(stages, match)[1] == 0
+    assert stages.generations.lookups == before + 1  # confirmed as of the new epoch
+    stages.generations.go_stale()
+    authorization = [f"Bearer {CREDENTIAL}".encode()]
+    with pytest.raises(StoreError):
+        grant_now(stages, Policy(), match, "GET", "/x", authorization, b"")  # type: ignore[arg-type]
+
+
+def test_a_memo_hit_on_a_route_with_a_permission_counts_as_a_decision_cache_hit() -> None:
+    """gateway_decision_cache_total{result="hit"}: the memo answers such a decision in place of
+    the grants engine's cache, and is counted as it would have been (at the metrics' flush)."""
+    hit = metrics.DECISION_CACHE.labels("hit")
+    metrics.flush()
+    before = hit._value.get()
+    permitted = Route("p", "", None, parse_template("/x"), "up", frozenset({"access_key"}), permission="docs:read")
+    stages, match = Stages(), Match(permitted)
+    decide(stages, match)  # the full decision: the fake authorizer counts nothing
+    decide(stages, match)
+    decide(stages, Match(route()))  # a route without a permission: no decision to count
+    decide(stages, Match(route()))
+    metrics.flush()
+    assert hit._value.get() == before + 1

@@ -41,9 +41,16 @@ class Authenticator(Protocol):
 
 
 class Generations(Protocol):
-    epoch: int
+    """What cached answers are checked against (gateway.identity.directory.Directory)."""
 
-    def generation(self, client_id: str) -> tuple[int, int]: ...
+    # Moves with every change applied: while it stands still (and the feed is fresh, before
+    # `fresh_until`, monotonic), no generation has moved either.
+    epoch: int
+    fresh_until: float
+
+    def generation(self, client_id: str) -> tuple[int, int]:
+        """The client's and the grants' generation; StoreError when the feed is stale."""
+        ...
 
 
 def bearer_credential(authorization: list[bytes], query_string: bytes) -> str | None:
