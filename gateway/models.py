@@ -181,8 +181,9 @@ class Identity:
     # issued on its strength dies with it (contract §2).
     credential_id: str | None = None
     # The gateway token itself, the only credential ever forwarded upstream (and only when the
-    # upstream asks for it): static keys and client-signed JWTs are long-lived secrets.
-    forwardable_token: str | None = None
+    # upstream asks for it): static keys and client-signed JWTs are long-lived secrets. Kept out
+    # of repr(): identities sit in the caches and the decision memo, and a repr ends up in logs.
+    forwardable_token: str | None = field(default=None, repr=False)
     # The trusted identity entry an `oidc` credential matched (contract §5).
     identity_id: str | None = None
 

@@ -102,7 +102,8 @@ class Directory:
         self._fresh_as_of = time.monotonic()
         self._enforced = False  # from start(): a directory nobody follows (the CLI) is not gated
         # Monotonic: until when the feed counts as fresh (`_fresh_as_of` + FRESHNESS_BOUND once
-        # enforced), for the decision memo's check of an unchanged epoch (Generations).
+        # enforced): what ensure_fresh, and the decision memo's check of an unchanged epoch
+        # (Generations), compare the clock with.
         self.fresh_until = math.inf
         self._feed_thread = ThreadPoolExecutor(1, thread_name_prefix="change-feed")
         # Set while the signing-change callbacks still owe a run (one failed): retried at every
@@ -113,10 +114,10 @@ class Directory:
 
     def ensure_fresh(self) -> None:
         """Raise StoreError unless the change feed was read within FRESHNESS_BOUND."""
-        if self._enforced:
-            behind = time.monotonic() - self._fresh_as_of
-            if behind > FRESHNESS_BOUND:
-                raise StoreError(f"the change feed has not been read for {behind:.1f} s")
+        now = time.monotonic()
+        if now > self.fresh_until:
+            behind = now - self.fresh_until + FRESHNESS_BOUND
+            raise StoreError(f"the change feed has not been read for {behind:.1f} s")
 
     async def _read(self, call: Callable[..., _T], *args: object) -> _T:
         """A request-path store call: refused at once when the feed is stale, bounded in time."""
@@ -130,10 +131,8 @@ class Directory:
         return await asyncio.get_running_loop().run_in_executor(self._feed_thread, call, *args)
 
     def generation(self, client_id: str) -> tuple[int, int]:
-        # ensure_fresh and _client_stamp, inlined: this runs on every warm authenticated request.
-        if self._enforced and time.monotonic() - self._fresh_as_of > FRESHNESS_BOUND:
-            self.ensure_fresh()  # raises
-        return self._cleared + self._client_generation.get(client_id, 0), self.grants_generation
+        self.ensure_fresh()
+        return self._client_stamp(client_id), self.grants_generation
 
     def _client_stamp(self, client_id: str) -> int:
         # A read never adds an entry (ids strangers send must not grow memory); clear() moves

@@ -22,7 +22,7 @@ from gateway.models import AccessKey, Change, now_iso
 from gateway.pipeline.authn import AuthenticatorChain
 from gateway.pipeline.authn.access_key import AccessKeyAuthenticator
 from gateway.pipeline.authn.client_jwt import ClientJwtAuthenticator
-from gateway.store import Store, open_store
+from gateway.store import Store, StoreError, open_store
 
 BASE = "http://gw.test"
 ALL = frozenset({"access_key", "client_jwt"})
@@ -235,5 +235,10 @@ def test_the_feed_is_fresh_until_a_bound_after_the_last_poll(world: dict[str, An
         polled = time.monotonic()
         await directory.poll()
         assert polled < directory.fresh_until <= time.monotonic() + 1.0
+        client_id = world["client"].client_id
+        directory.generation(client_id)  # fresh: answers
+        directory.fresh_until = time.monotonic() - 0.5  # as if the last poll were 1.5 s old
+        with pytest.raises(StoreError, match=r"not been read for 1\.5 s"):
+            directory.generation(client_id)
 
     asyncio.run(run())

@@ -430,3 +430,16 @@ def test_a_memo_hit_on_a_route_with_a_permission_counts_as_a_decision_cache_hit(
     decide(stages, Match(route()))
     metrics.flush()
     assert hit._value.get() == before + 1
+
+
+def test_nothing_the_memo_keeps_shows_a_credential_in_its_repr() -> None:
+    """The memo's entries, the Granted they hold and a connection's scratch may end up in a log
+    line or a traceback: the header's hash and the identity, never the credential or the
+    forwardable token."""
+    stages, match = Stages(), Match(route())
+    stages.authn.identity = Identity(method="gateway_jwt", client_id="cli_1", forwardable_token="eyJ.secret.token")
+    decide(stages, match)
+    decide(stages, match)
+    shown = repr(stages.remembered._entries)
+    assert "cli_1" in shown and "Granted" in shown  # the entry and what it grants are there...
+    assert CREDENTIAL not in shown and "eyJ.secret.token" not in shown  # ...no secret
