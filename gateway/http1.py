@@ -162,7 +162,7 @@ class HttpProtocol(asyncio.Protocol):
         self.header_timeout = config.timeouts.header
         self.keepalive_timeout = config.timeouts.keepalive
         self.body_idle = config.timeouts.body_idle
-        self.parser = httptools.HttpRequestParser(self)
+        self.parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
@@ -221,8 +221,11 @@ class HttpProtocol(asyncio.Protocol):
         self._watch(self.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None:
+            return  # the connection is lost: nothing more is read
         try:
-            self.parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             refused = exc.__context__
             self._refuse(refused.error if isinstance(refused, _Refuse) else InvalidRequest())
@@ -248,6 +251,20 @@ class HttpProtocol(asyncio.Protocol):
             self.drain.set_result(None)
         if self.idle is not None and not self.idle.done():
             self.idle.set_result(None)
+        # Let go of what would keep a closed connection in memory: its pending timer (for up to
+        # timeouts.header after the last request), and the reference cycles through the parser's
+        # callbacks and through requests never run (pipelined ones), which only the garbage
+        # collector would free. Reference counting then frees the connection now: with many short
+        # connections, they piled up by the tens of thousands.
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.deadline = None
+        self.parser = None
+        self.parsing = None
+        for cycle in self.queue:
+            cycle.scope.pop("extensions", None)
+        self.queue.clear()
 
     def eof_received(self) -> bool | None:
         return False
@@ -288,6 +305,7 @@ class HttpProtocol(asyncio.Protocol):
         self.deadline = None  # the head is in: the header timer stands down
         self.reading_head = False
         parser = self.parser
+        assert parser is not None  # this is the parser's own callback
         method = parser.get_method().decode("ascii")
         url = self.url
         if url[:1] != b"/":

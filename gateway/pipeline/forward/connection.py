@@ -42,6 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
     _body: list[bytes]
 
     __slots__ = (
+        "__weakref__",  # tests follow a connection's lifetime (tests/unit/test_closed_connections.py)
         "_body",
         "_buffered",
         "_drain",
@@ -79,7 +80,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.busy = False
         self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -226,6 +227,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return  # the connection is lost
         if not self.busy or self.complete:
             # Bytes no request asked for: whatever they are, this connection cannot be trusted.
             self._fail(UpstreamBroken("upstream sent data outside a response"))
@@ -233,7 +237,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.last_read = self._loop.time()
         self.answered = True
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserError:
             self._fail(UpstreamBroken("upstream sent an invalid response"))
             return
@@ -249,6 +253,13 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # Nothing more can arrive: nothing is left to time out or parse. A pending timer would
+        # keep the connection in memory for up to its read timeout, and the parser (whose
+        # callbacks are this connection's methods) in a cycle only the garbage collector frees.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._parser = None
         if self.busy and not self.complete:
             if self.headers_done and not self.length_known and not self.head_only:
                 self.complete = True  # a close-delimited body ends with the connection (RFC 9112 §6.3)
@@ -289,7 +300,9 @@ class UpstreamConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.complete:
             return
-        status = self._parser.get_status_code()
+        parser = self._parser
+        assert parser is not None  # this is the parser's own callback
+        status = parser.get_status_code()
         if status < 200:
             # 1xx (100 Continue, 103 Early Hints): skipped; the final response follows.
             self.headers = []
@@ -297,7 +310,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.status = status
         self.headers_done = True
-        self.keep_alive = self._parser.should_keep_alive()
+        self.keep_alive = parser.should_keep_alive()
         if status == 204 or status == 304:
             self.length_known = True  # no body, whatever the headers say (RFC 9112 §6.3)
         self._wake()
