@@ -54,3 +54,17 @@ def test_inprocess_harness_proxies_every_request(mode: str, route: str, requests
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert re.match(rf"{mode} {route}: {requests:,} requests × 2 rounds, CPU µs per request: min [0-9.]+ ",
                     done.stdout), done.stdout
+
+
+def test_streaming_measurement_downloads_every_byte_from_each_target() -> None:
+    from benchmarks.services import Skip
+    from benchmarks.streaming import MiB, measure
+
+    try:
+        result = measure(64 * MiB, rounds=1)  # raises ServiceError if a target sent less
+    except Skip as exc:
+        pytest.skip(str(exc))
+    assert set(result.speeds) == {"direct", "nginx_proxy", "gateway"}
+    assert all(len(speeds) == 1 and speeds[0] > 0 for speeds in result.speeds.values())
+    assert result.cpu["gateway"][0] > 0  # the gateway's own process group did the work
+    assert 0 < result.rss_before <= result.rss_peak
