@@ -89,9 +89,8 @@ class Run:
 
 # ------------------------------------------------------------------------------ measurement
 
-def group_cpu_ticks(pgid: int) -> int:
-    """utime + stime (clock ticks) of every live process in a process group."""
-    total = 0
+def _group_stats(pgid: int) -> Iterator[list[bytes]]:
+    """/proc/<pid>/stat of every live process in a process group, from its field 3 on."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -102,8 +101,17 @@ def group_cpu_ticks(pgid: int) -> int:
             continue
         fields = stat[stat.rindex(b")") + 2:].split()
         if int(fields[2]) == pgid:  # field 5 of stat: the process group
-            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
-    return total
+            yield fields
+
+
+def group_cpu_ticks(pgid: int) -> int:
+    """utime + stime (clock ticks) of every live process in a process group."""
+    return sum(int(f[11]) + int(f[12]) for f in _group_stats(pgid))  # fields 14 and 15
+
+
+def group_rss(pgid: int) -> int:
+    """Resident memory in bytes, summed over a process group (a gateway's supervisor and workers)."""
+    return sum(int(f[21]) for f in _group_stats(pgid)) * os.sysconf("SC_PAGE_SIZE")  # field 24
 
 
 def run_wrk(target: Target, settings: Settings, duration: int) -> Run:

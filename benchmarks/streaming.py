@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import group_cpu_ticks
+from benchmarks.harness import group_cpu_ticks, group_rss
 from benchmarks.services import (
     CORE_LOAD,
     CORE_SUT,
@@ -42,24 +42,6 @@ from benchmarks.services import (
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def group_rss(pgid: int) -> int:
-    """VmRSS in bytes, summed over a process group (the gateway's supervisor and workers)."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-            if int(stat[stat.rindex(b")") + 2 :].split()[2]) != pgid:
-                continue
-            for line in Path(f"/proc/{entry.name}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 class PeakRss:
