@@ -11,6 +11,8 @@ every worker's memory and guarded by `flock`:
   memory does): one lock and a read per request, no server. Keys are hashed into a table of a
   fixed number of slots, so what a caller sends (a client id of any length) costs 24 bytes at
   most, and a flood of new keys evicts the oldest counters instead of growing memory.
+- the `local` rate limits' state (gateway/pipeline/ratelimit/local.py, `SharedBackend`), so a
+  client's limit, too, is the configured one whatever `workers` is.
 - `Workers`: a heartbeat per worker (pid, ready, time), so `/readyz` answered by any worker
   speaks for the whole group: ready only when `workers` processes report ready within the
   last 2 seconds.
@@ -61,11 +63,12 @@ def directory() -> Path:
     return _own_dir
 
 
-class _Shared:
-    """A file of `size` bytes in the group directory, mapped; `locked()` serialises access."""
+class Shared:
+    """A file of `size` bytes in the group directory, mapped; `with shared as data:` holds its
+    lock (flock, so it is the processes' and is dropped with a process that dies holding it)."""
 
     def __init__(self, name: str, size: int) -> None:
-        path = directory() / name
+        self.path = path = directory() / name
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_size < size:
@@ -84,6 +87,11 @@ class _Shared:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+def key_hash(key: str) -> int:
+    """A key's slot tag in a shared table: 64 bits of BLAKE2b, never 0 (0 marks an empty slot)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+
+
 # --- counters ----------------------------------------------------------------------------------
 
 _SLOT = struct.Struct("<QqII")  # key hash, window number, count in it, count in the window before
@@ -100,11 +108,7 @@ class Counters:
         self.slots = slots
         self.window = window
         self.clock = clock
-        self.shared = _Shared(name, slots * _SLOT.size)
-
-    @staticmethod
-    def _hash(key: str) -> int:
-        return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        self.shared = Shared(name, slots * _SLOT.size)
 
     def _find(self, data: mmap.mmap, h: int, create: bool, number: int) -> int | None:
         start = h % self.slots
@@ -132,7 +136,7 @@ class Counters:
         """(events in the sliding window, seconds until the estimate drops by one)."""
         now = self.clock()
         number, into = divmod(now, self.window)
-        h = self._hash(key)
+        h = key_hash(key)
         with self.shared as data:
             slot = self._find(data, h, False, int(number))
             current, previous = (0, 0) if slot is None else self._counts(data, slot, h, int(number))
@@ -145,7 +149,7 @@ class Counters:
 
     def add(self, key: str) -> None:
         number = int(self.clock() // self.window)
-        h = self._hash(key)
+        h = key_hash(key)
         with self.shared as data:
             slot = self._find(data, h, True, number)
             assert slot is not None
@@ -163,7 +167,7 @@ FRESH = 2.0  # seconds a heartbeat counts
 class Workers:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.shared = _Shared("workers", _WORKERS * _BEAT.size)
+        self.shared = Shared("workers", _WORKERS * _BEAT.size)
         self.pid = os.getpid()
 
     def beat(self, ready: bool) -> None:

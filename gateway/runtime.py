@@ -199,7 +199,12 @@ def _limiter(config: Config, directory: Directory) -> RateLimiter:
 
     settings = config.rate_limits
     return open_limiter(
-        settings.backend, settings.failure_mode, settings.key_prefix, settings.timeout, client_limit
+        settings.backend,
+        settings.failure_mode,
+        settings.key_prefix,
+        settings.timeout,
+        client_limit,
+        config.workers,
     )
 
 

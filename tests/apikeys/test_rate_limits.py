@@ -1,9 +1,11 @@
 """Rate limits (issue 14 item 3): per client (admin API) and per route (policy), both applying,
-counted after authentication; 429 with Retry-After and the IETF RateLimit headers; `local` per
-process and Redis shared by two gateway processes; Redis stopped mid-run, fail closed and open."""
+counted after authentication; 429 with Retry-After and the IETF RateLimit headers; `local` shared
+by the workers of one gateway and Redis by two gateway processes; Redis stopped mid-run, fail
+closed and open."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -32,7 +34,6 @@ def test_route_limit_per_client_with_headers_and_no_spending_of_others_budget(gw
     admin = gw.admin()
     _, flooder = admin.new_client_with_key()
     _, quiet = admin.new_client_with_key()
-    # One keep-alive connection: one worker, whose local count is exact.
     with http_client() as http:
         first = call(http, gw, "/limited", flooder)
         assert first.status_code == 200
@@ -74,6 +75,24 @@ def test_client_limit_applies_with_the_route_limit_and_changes_within_a_second(g
         while call(http, gw, "/whoami", key).status_code == 429:
             assert time.monotonic() < deadline, "the removed limit still applies after 2 s"
             time.sleep(0.05)
+
+
+def test_local_limits_hold_across_the_workers(gw: Gateway) -> None:
+    admin = gw.admin()
+    client_id, key = admin.new_client_with_key()  # never used yet: no worker has it cached
+    assert admin.patch(f"/v1/clients/{client_id}", json={"rateLimit": {"requests": 10, "window": 60}}).is_success
+    seen: list[int] = []
+    with http_client(fresh=True) as http:  # a new connection each time: both workers get some
+        for _ in range(30):
+            response = call(http, gw, "/whoami", key)
+            if response.status_code == 429:
+                assert_limited(response)
+            seen.append(response.status_code)
+    assert seen == [200] * 10 + [429] * 20, seen  # counted per worker, it would be up to 20
+    deadline = time.monotonic() + 5
+    while len(pids := set(re.findall(rf"\[(\d+)\] gateway\.access: .* client={client_id} ", gw.log()))) < 2:
+        assert time.monotonic() < deadline, f"one worker answered every request ({pids}): nothing shown"
+        time.sleep(0.05)
 
 
 def test_redis_shares_the_limit_between_two_gateway_processes(tmp_path: Path, policy_file: Path) -> None:

@@ -1,9 +1,11 @@
-"""The rate-limit stage in-process (issue 14): GCRA over one or two limits, the local backend,
-the IETF headers, and the failure modes."""
+"""The rate-limit stage in-process (issue 14): GCRA over one or two limits, the local backend (a
+dict with one worker, the group's shared table with several), the IETF headers, and the failure
+modes."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from gateway.errors import RateLimited, RateLimitUnavailable
 from gateway.models import ANONYMOUS, Identity
 from gateway.pipeline.ratelimit import BackendDown, RateLimiter, Verdict, render
-from gateway.pipeline.ratelimit.local import LocalBackend
+from gateway.pipeline.ratelimit.local import LocalBackend, SharedBackend
 from gateway.policy.model import Route, parse_template
 from gateway.quota import RateLimit, parse_rate_limit
 
@@ -22,8 +24,20 @@ def route(limit: RateLimit | None = None) -> Route:
     return Route("r", "", None, parse_template("/x"), "up", frozenset({"access_key"}), rate_limit=limit)
 
 
-def test_a_burst_then_the_steady_rate() -> None:
-    backend = LocalBackend()
+_TABLES = itertools.count()
+
+
+def shared(slots: int = 1024) -> SharedBackend:
+    """A table of its own (they live in this process's group directory for its lifetime)."""
+    return SharedBackend(slots, name=f"ratelimit-test-{next(_TABLES)}")
+
+
+@pytest.fixture(params=["one worker", "several workers"])
+def backend(request: pytest.FixtureRequest) -> LocalBackend | SharedBackend:
+    return LocalBackend() if request.param == "one worker" else shared()
+
+
+def test_a_burst_then_the_steady_rate(backend: LocalBackend | SharedBackend) -> None:
     limit = RateLimit(3, 60.0)
     results = [backend.hit_now(["k"], [limit], 100.0) for _ in range(4)]
     assert [r[0] for r in results] == [True, True, True, False]
@@ -34,20 +48,40 @@ def test_a_burst_then_the_steady_rate() -> None:
     assert [backend.hit_now(["k"], [limit], 1000.0)[0] for _ in range(4)] == [True, True, True, False]
 
 
-def test_burst_sets_how_many_at_once() -> None:
-    backend = LocalBackend()
+def test_burst_sets_how_many_at_once(backend: LocalBackend | SharedBackend) -> None:
     limit = RateLimit(10, 10.0, burst=2)
     assert [backend.hit_now(["k"], [limit], 5.0)[0] for _ in range(3)] == [True, True, False]
 
 
-def test_a_refusal_by_one_limit_spends_nothing_of_the_other() -> None:
-    backend = LocalBackend()
+def test_a_refusal_by_one_limit_spends_nothing_of_the_other(backend: LocalBackend | SharedBackend) -> None:
     wide, narrow = RateLimit(100, 60.0), RateLimit(1, 60.0)
     assert backend.hit_now(["client", "route"], [wide, narrow], 0.0)[0]
     for _ in range(5):
         assert not backend.hit_now(["client", "route"], [wide, narrow], 0.0)[0]
     admitted, _, levels = backend.hit_now(["client"], [wide], 0.0)
     assert admitted and levels == [pytest.approx(2 * 0.6)]  # two requests spent, not seven
+
+
+def test_workers_share_one_count() -> None:
+    first = shared()
+    second = SharedBackend(first.slots, name=first.shared.path.name)  # another worker's mapping
+    limit = RateLimit(10, 60.0)
+    admitted = [(first if i % 2 else second).hit_now(["k"], [limit], 50.0)[0] for i in range(30)]
+    assert admitted == [True] * 10 + [False] * 20  # per worker it would have been 20
+    assert second.hit_now(["k"], [limit], 56.0)[0]  # one request's allowance is back for both
+    assert not first.hit_now(["k"], [limit], 56.0)[0]
+
+
+def test_a_full_table_forgets_rather_than_refuses() -> None:
+    backend = shared(slots=16)
+    once = RateLimit(1, 60.0)
+    # 500 callers in 16 slots: each one's first request passes, however many others came before.
+    assert all(backend.hit_now([f"client-{i}"], [once], 10.0)[0] for i in range(500))
+    assert backend.shared.path.stat().st_size == 16 * 16  # the table never grew
+    # A caller still in the table is refused its second request.
+    assert backend.hit_now(["client-499"], [once], 10.0)[0] is False
+    with pytest.raises(ValueError, match="at least 16 slots"):
+        SharedBackend(8, name="too-small")
 
 
 def test_headers_follow_the_ietf_draft() -> None:

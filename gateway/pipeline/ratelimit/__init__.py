@@ -6,8 +6,8 @@ route). Both are counted per authenticated client, so no caller can spend anothe
 a refused request (401, 403) spends nothing. A request is admitted only when every limit admits
 it, and then counts against all of them (one atomic step, in Redis too).
 
-Backends by URL, as the store is: `local` (in this process: exact per worker, so N workers admit
-up to N times the limit) or `redis://…` (shared by every worker and replica; one round trip).
+Backends by URL, as the store is: `local` (on this machine, shared by the gateway's workers; each
+replica counts on its own) or `redis://…` (shared by every worker and replica; one round trip).
 When Redis cannot be reached, `rate_limits.failure_mode` decides: `fail_closed` (the default)
 answers 503, `fail_open` admits without counting; /readyz says which.
 
@@ -161,13 +161,14 @@ def open_limiter(
     key_prefix: str,
     timeout: float,
     client_limit: Callable[[str], Awaitable[RateLimit | None]],
+    workers: int = 1,
 ) -> RateLimiter:
-    """The limiter `rate_limits:` in the config describes."""
+    """The limiter `rate_limits:` in the config describes, for a gateway of `workers` processes."""
     backend: LimitBackend
     if backend_url == "local":
-        from gateway.pipeline.ratelimit.local import LocalBackend
+        from gateway.pipeline.ratelimit.local import LocalBackend, SharedBackend
 
-        backend = LocalBackend()
+        backend = LocalBackend() if workers == 1 else SharedBackend()
     else:
         from gateway.pipeline.ratelimit.redis import RedisBackend
 
