@@ -91,7 +91,12 @@ def test_a_client_from_creation_to_revocation(context: Any, gateway: Gateway) ->
     assert key.startswith(f"{client_id}.")
     assert "shown only this once" in page.locator("#shown-once").inner_text()
     page.click("#copy-secret")
-    page.wait_for_function("document.getElementById('copy-secret').textContent === 'Copied'")
+    from playwright.sync_api import expect  # present whenever `page` is (tests/console/conftest.py)
+
+    # Polled by Playwright's own selector engine. A string predicate (wait_for_function) may be
+    # run through eval(), which the console's CSP (script-src 'self') refuses: it failed once
+    # that way with EvalError, after passing many runs.
+    expect(page.locator("#copy-secret")).to_have_text("Copied", timeout=5000)
     screenshot(page, "client-new-key")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the key wraps in its box
     # The address bar now names the plain page: a reload fetches it afresh, without the key.
