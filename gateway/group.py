@@ -35,8 +35,9 @@ import os
 import struct
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("gateway")
 
@@ -92,10 +93,46 @@ def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
 
 
+# Each shared table is open addressing: a key's record is in one of the _PROBE slots from its
+# hash on, and the first field of every record is the key's hash (0: an empty slot).
+_PROBE = 8
+Record = tuple[Any, ...]
+
+
+def find_slot(
+    data: mmap.mmap,
+    record: struct.Struct,
+    slots: int,
+    h: int,
+    free: Callable[[Record], bool],
+    age: Callable[[Record], float],
+    taken: Sequence[int] = (),
+) -> tuple[int, Record | None]:
+    """The slot holding `h` and its record; else a slot to put it in, and None: the first `free`
+    one (empty, or holding nothing that counts any more), else the one of the least `age`.
+    Every probed slot is looked at before a free one is chosen: a key's record may sit behind a
+    slot that has become free since it was written. `taken`: slots not to hand out (those of
+    the other keys of one update)."""
+    start = h % slots
+    chosen, chosen_age = start, math.inf
+    for i in range(_PROBE):
+        slot = (start + i) % slots
+        fields = record.unpack_from(data, slot * record.size)
+        if fields[0] == h:
+            return slot, fields
+        if slot in taken:
+            continue
+        if free(fields):
+            if chosen_age != -math.inf:  # the first free slot wins
+                chosen, chosen_age = slot, -math.inf
+        elif age(fields) < chosen_age:
+            chosen, chosen_age = slot, age(fields)
+    return chosen, None
+
+
 # --- counters ----------------------------------------------------------------------------------
 
 _SLOT = struct.Struct("<QqII")  # key hash, window number, count in it, count in the window before
-_PROBE = 8
 
 
 class Counters:
@@ -110,19 +147,9 @@ class Counters:
         self.clock = clock
         self.shared = Shared(name, slots * _SLOT.size)
 
-    def _find(self, data: mmap.mmap, h: int, create: bool, number: int) -> int | None:
-        start = h % self.slots
-        oldest, oldest_number = None, math.inf
-        for i in range(_PROBE):
-            slot = (start + i) % self.slots
-            key, seen, _, _ = _SLOT.unpack_from(data, slot * _SLOT.size)
-            if key == h:
-                return slot
-            if key == 0 or seen < number - 1:  # empty, or nothing in it counts any more
-                return slot if create else None
-            if seen < oldest_number:
-                oldest, oldest_number = slot, seen
-        return oldest if create else None
+    def _find(self, data: mmap.mmap, h: int, number: int) -> tuple[int, Record | None]:
+        # Free: empty, or nothing in it counts any more. Oldest: the least recent window.
+        return find_slot(data, _SLOT, self.slots, h, lambda r: r[0] == 0 or r[1] < number - 1, lambda r: r[1])
 
     def _counts(self, data: mmap.mmap, slot: int, h: int, number: int) -> tuple[int, int]:
         key, seen, current, previous = _SLOT.unpack_from(data, slot * _SLOT.size)
@@ -138,8 +165,8 @@ class Counters:
         number, into = divmod(now, self.window)
         h = key_hash(key)
         with self.shared as data:
-            slot = self._find(data, h, False, int(number))
-            current, previous = (0, 0) if slot is None else self._counts(data, slot, h, int(number))
+            slot, found = self._find(data, h, int(number))
+            current, previous = (0, 0) if found is None else self._counts(data, slot, h, int(number))
         weight = 1 - into / self.window
         estimate = current + previous * weight
         # The previous window's share drains over the rest of this one; this window's events
@@ -151,8 +178,7 @@ class Counters:
         number = int(self.clock() // self.window)
         h = key_hash(key)
         with self.shared as data:
-            slot = self._find(data, h, True, number)
-            assert slot is not None
+            slot, _ = self._find(data, h, number)
             current, previous = self._counts(data, slot, h, number)
             _SLOT.pack_into(data, slot * _SLOT.size, h, number, current + 1, previous)
 

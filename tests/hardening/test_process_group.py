@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.group import Counters
+from gateway.group import Counters, key_hash
 from tests.hardening.conftest import running
 from tests.oauth.helpers import basic
 from tests.support.harness import Gateway
@@ -87,3 +87,25 @@ def test_counters_are_bounded_whatever_the_keys(tmp_path: Path, monkeypatch: pyt
     counters.add("mine")
     counters.add("mine")
     assert counters.estimate("mine")[0] == 2
+
+
+def test_a_count_behind_an_expired_neighbour_is_still_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two keys that hash to the same first slot: the second lives in the next one. When the
+    first key's counts expire, the second's must still be found (a lookup that stopped at the
+    expired slot read 0 failures: the throttle forgot an attacker's count)."""
+    monkeypatch.setenv("GATEWAY_GROUP_DIR", str(tmp_path))
+    slots = 1024
+    first = "k0"
+    second = next(f"k{i}" for i in range(1, 100_000) if key_hash(f"k{i}") % slots == key_hash(first) % slots)
+    now = [0.0]
+    counters = Counters("neighbours", slots=slots, window=60.0, clock=lambda: now[0])
+    counters.add(first)
+    counters.add(second)  # in the slot after the first's
+    now[0] = 61.0
+    counters.add(second)
+    counters.add(second)
+    now[0] = 121.0  # the first key's counts no longer count; the second's last window does
+    estimate, _ = counters.estimate(second)
+    assert estimate == pytest.approx(2 * (1 - 1 / 60))
+    counters.add(second)  # and counting goes on in its own slot, not in a second one
+    assert counters.estimate(second)[0] == pytest.approx(1 + 2 * (1 - 1 / 60))

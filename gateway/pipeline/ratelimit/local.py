@@ -12,13 +12,11 @@ not share them: that is what Redis is for).
 from __future__ import annotations
 
 import functools
-import math
-import mmap
 import struct
 import time
 from collections.abc import Callable, Sequence
 
-from gateway.group import Shared, key_hash
+from gateway.group import Record, Shared, find_slot, key_hash
 from gateway.pipeline.ratelimit import _EPSILON, Verdict, gcra
 from gateway.quota import RateLimit
 
@@ -88,9 +86,12 @@ class LocalBackend:
 # A slot: the key's hash and its theoretical arrival time. time.monotonic is one clock for every
 # process of the machine (CLOCK_MONOTONIC), so the workers' times compare.
 _TAT = struct.Struct("<Qd")
-_PROBE = 8
 # A limited client's keys come back on every request of it: hashed once (BLAKE2b cost ~1 µs).
 _hash = functools.lru_cache(maxsize=65_536)(key_hash)
+
+
+def _tat(record: Record) -> float:
+    return float(record[1])
 
 
 class SharedBackend:
@@ -100,8 +101,8 @@ class SharedBackend:
     def __init__(
         self, slots: int = 131_072, clock: Callable[[], float] = time.monotonic, name: str = "ratelimit"
     ) -> None:
-        if slots < 2 * _PROBE:
-            raise ValueError(f"a shared rate-limit table needs at least {2 * _PROBE} slots")
+        if slots < 16:  # twice the probes: a key's probes never wrap round onto themselves
+            raise ValueError("a shared rate-limit table needs at least 16 slots")
         self.slots = slots  # 16 bytes each: 2 MiB by default, whatever callers send
         self.clock = clock
         self.shared = Shared(name, slots * _TAT.size)
@@ -112,38 +113,23 @@ class SharedBackend:
     def hit_now(self, keys: Sequence[str], limits: Sequence[RateLimit], now: float) -> Verdict:
         hashes = [_hash(key) for key in keys]
         slots: list[int] = []
+        tats: list[float] = []
+
+        def free(record: Record) -> bool:  # empty, or a key whose allowance is back in full (as absent)
+            return bool(record[0] == 0 or record[1] <= now)
+
         with self.shared as data:
-            tats = []
             for h in hashes:
-                slot, tat = self._find(data, h, now, slots)
+                # With no slot free, the key whose allowance is the most restored is forgotten:
+                # that can only admit more, never refuse wrongly.
+                slot, found = find_slot(data, _TAT, self.slots, h, free, _tat, slots)
                 slots.append(slot)
-                tats.append(tat)
+                tats.append(0.0 if found is None else found[1])
             verdict, after = gcra(tats, limits, now)
             if after:  # empty when refused: a refused request spends nothing
                 for slot, h, tat in zip(slots, hashes, after, strict=True):
                     _TAT.pack_into(data, slot * _TAT.size, h, tat)
         return verdict
-
-    def _find(self, data: mmap.mmap, h: int, now: float, taken: list[int]) -> tuple[int, float]:
-        """The slot holding `h` and its time; else a free one and 0. Free: empty, or a key whose
-        allowance is back in full (the same as absent). With none free among the probed slots,
-        the one whose allowance is the most restored is taken over: forgetting a key can only
-        admit more, never refuse wrongly. `taken`: slots of the request's other keys."""
-        start = h % self.slots
-        free: int | None = None
-        oldest, oldest_tat = start, math.inf
-        for i in range(_PROBE):
-            slot = (start + i) % self.slots
-            key, tat = _TAT.unpack_from(data, slot * _TAT.size)
-            if key == h:
-                return slot, tat
-            if slot in taken:
-                continue
-            if free is None and (key == 0 or tat <= now):
-                free = slot
-            elif tat < oldest_tat:
-                oldest, oldest_tat = slot, tat
-        return (oldest if free is None else free), 0.0
 
     async def close(self) -> None:
         """Nothing to let go: the table is the group's, and the other workers still count in it."""
